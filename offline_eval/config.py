@@ -1,0 +1,182 @@
+"""Typed, validated configuration.
+
+Two objects:
+- ``Settings``: where things live (local state, warehouse, MLflow, Spark master). Read from
+  the environment once; the same code runs embedded or on a cluster by changing only these.
+- ``DayConfig``: what one evaluation run is about (model, ds, cadence, windows, sample size).
+
+Every identifier that later reaches SQL, a path or an MLflow filter is validated here, so the
+IO layer can interpolate it without further escaping.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Model names/versions/experiments end up in paths, MLflow filter strings and HTML.
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+# Hive database / table names end up in SQL.
+_SQL_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_DS = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+CADENCES = ("daily", "weekly")
+
+
+class ConfigError(ValueError):
+    """A configuration value is malformed; the message names the field and the value."""
+
+
+def validate_identifier(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _IDENTIFIER.match(value) or ".." in value:
+        raise ConfigError(
+            f"invalid {what} {value!r}: use 1-64 characters from [A-Za-z0-9_.-], "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def validate_sql_name(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _SQL_NAME.match(value):
+        raise ConfigError(f"invalid {what} {value!r}: use lower-case [a-z0-9_], not starting with a digit")
+    return value
+
+
+def parse_ds(value: str | dt.date) -> dt.date:
+    """Parse a partition date (yyyy-MM-dd); the only date format the pipeline accepts."""
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not _DS.match(value):
+        raise ConfigError(f"invalid ds {value!r}: expected yyyy-MM-dd")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"invalid ds {value!r}: {exc}") from None
+
+
+def validate_ds(value: str | dt.date) -> str:
+    return parse_ds(value).isoformat()
+
+
+def project_root() -> Path:
+    """The checkout this package lives in (installed editable), used for default locations."""
+    return Path(__file__).resolve().parents[1]
+
+
+def _env_path(name: str, default: Path) -> Path:
+    raw = os.environ.get(name)
+    return Path(raw).expanduser().resolve() if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the pipeline keeps its state. Everything local lives under ``home``.
+
+    Environment variables (all optional):
+    OFFLINE_EVAL_HOME (default <repo>/.local), OFFLINE_EVAL_REPORTS (default <repo>/reports),
+    OFFLINE_EVAL_DATABASE (default offline_eval), OFFLINE_EVAL_SPARK_MASTER (default local[*]),
+    OFFLINE_EVAL_WAREHOUSE (default <home>/warehouse), OFFLINE_EVAL_HIVE_METASTORE_URI
+    (thrift://... to use a shared metastore instead of embedded Derby),
+    MLFLOW_TRACKING_URI (default sqlite:///<home>/mlflow/mlflow.db).
+    """
+
+    home: Path
+    reports_dir: Path
+    database: str = "offline_eval"
+    spark_master: str = "local[*]"
+    warehouse_dir: str = ""
+    hive_metastore_uri: str = ""
+    mlflow_tracking_uri: str = ""
+    shuffle_partitions: int = 8
+
+    def __post_init__(self) -> None:
+        validate_sql_name(self.database, "database name")
+        if not self.warehouse_dir:
+            object.__setattr__(self, "warehouse_dir", str(self.home / "warehouse"))
+        if not self.mlflow_tracking_uri:
+            object.__setattr__(self, "mlflow_tracking_uri", f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}")
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        root = project_root()
+        home = _env_path("OFFLINE_EVAL_HOME", root / ".local")
+        return cls(
+            home=home,
+            reports_dir=_env_path("OFFLINE_EVAL_REPORTS", root / "reports"),
+            database=os.environ.get("OFFLINE_EVAL_DATABASE", "offline_eval"),
+            spark_master=os.environ.get("OFFLINE_EVAL_SPARK_MASTER", "local[*]"),
+            warehouse_dir=os.environ.get("OFFLINE_EVAL_WAREHOUSE", ""),
+            hive_metastore_uri=os.environ.get("OFFLINE_EVAL_HIVE_METASTORE_URI", ""),
+            mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
+            shuffle_partitions=int(os.environ.get("OFFLINE_EVAL_SHUFFLE_PARTITIONS", "8")),
+        )
+
+    @property
+    def metastore_dir(self) -> Path:
+        return self.home / "metastore_db"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.home / "mlflow" / "artifacts"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Hand-off between the compute and publish tasks: small aggregates and bounded samples."""
+        return self.home / "staging"
+
+    def spark_conf(self) -> dict[str, str]:
+        """Spark properties shared by in-process sessions and spark-submit (SparkSubmitOperator)."""
+        conf = {
+            "spark.sql.warehouse.dir": self.warehouse_dir,
+            "spark.sql.catalogImplementation": "hive",
+            # Overwrite exactly the partitions present in the written DataFrame (ds), never the table.
+            "spark.sql.sources.partitionOverwriteMode": "dynamic",
+            # ds stays a string "yyyy-MM-dd" instead of being inferred as a date.
+            "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
+            "spark.ui.showConsoleProgress": "false",
+        }
+        if self.hive_metastore_uri:
+            conf["spark.hadoop.hive.metastore.uris"] = self.hive_metastore_uri
+        else:
+            conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
+                f"jdbc:derby:;databaseName={self.metastore_dir};create=true"
+            )
+            # Keep derby.log under the state dir instead of the current directory.
+            conf["spark.driver.extraJavaOptions"] = (
+                f"-Dderby.system.home={self.home} -Dderby.stream.error.file={self.home / 'derby.log'}"
+            )
+        return conf
+
+
+@dataclass(frozen=True)
+class DayConfig:
+    """One evaluation run: which day, which cadence, and the knobs of the metrics."""
+
+    ds: str
+    cadence: str = "daily"
+    new_user_days: int = 7
+    new_item_days: int = 7
+    repurchase_lookback_days: int = 30
+    sample_rows: int = 50_000
+    extra_tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ds", validate_ds(self.ds))
+        if self.cadence not in CADENCES:
+            raise ConfigError(f"invalid cadence {self.cadence!r}: one of {CADENCES}")
+        for name in ("new_user_days", "new_item_days", "repurchase_lookback_days"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 100 <= self.sample_rows <= 5_000_000:
+            raise ConfigError(f"sample_rows must be within [100, 5000000], got {self.sample_rows}")
+
+    @property
+    def date(self) -> dt.date:
+        return parse_ds(self.ds)
+
+    def ds_offset(self, days: int) -> str:
+        return (self.date + dt.timedelta(days=days)).isoformat()

@@ -1,0 +1,168 @@
+"""The data contract as code: input and output tables, their columns and Spark SQL types.
+
+docs/data_contract.md explains the meaning of each column and the attribution rules; this
+module is what the generator writes, what the GX suites check and what the jobs select.
+Every table is partitioned by ``ds`` (string, yyyy-MM-dd), the last column.
+
+Model input features are the impression columns prefixed ``f_`` (numeric) and ``c_``
+(categorical); drift monitoring discovers them by prefix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PARTITION_COLUMN = "ds"
+NUMERIC_FEATURE_PREFIX = "f_"
+CATEGORICAL_FEATURE_PREFIX = "c_"
+
+VARIANTS = ("control", "treatment")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (name, spark sql type), without ds
+    keys: tuple[str, ...]  # columns that must be non-null and, together, unique
+    description: str
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    @property
+    def all_columns(self) -> list[str]:
+        return [*self.column_names, PARTITION_COLUMN]
+
+    def ddl_columns(self) -> str:
+        return ", ".join(f"`{c}` {t}" for c, t in self.columns) + f", `{PARTITION_COLUMN}` string"
+
+
+IMPRESSION_FEATURES_NUMERIC = (
+    ("f_user_tenure_days", "int"),
+    ("f_user_orders_90d", "int"),
+    ("f_user_sessions_7d", "int"),
+    ("f_user_avg_order_value", "double"),  # null when the user has no order in 90 days
+    ("f_item_price", "double"),
+    ("f_item_age_days", "int"),
+    ("f_item_ctr_7d", "double"),
+    ("f_hour", "int"),
+)
+IMPRESSION_FEATURES_CATEGORICAL = (
+    ("c_device", "string"),
+    ("c_region", "string"),
+    ("c_item_category", "string"),
+    ("c_traffic_source", "string"),
+)
+
+IMPRESSIONS = TableSpec(
+    "impressions",
+    (
+        ("request_id", "string"),
+        ("user_id", "bigint"),
+        ("item_id", "bigint"),
+        ("position", "int"),
+        ("score", "double"),
+        ("model_name", "string"),
+        ("model_version", "string"),
+        ("experiment_id", "string"),
+        ("variant", "string"),
+        ("impression_ts", "timestamp"),
+        *IMPRESSION_FEATURES_NUMERIC,
+        *IMPRESSION_FEATURES_CATEGORICAL,
+    ),
+    keys=("request_id", "item_id"),
+    description="One row per item shown in a recommendation response, with the model's score "
+    "and its input features at serving time.",
+)
+CLICKS = TableSpec(
+    "clicks",
+    (("request_id", "string"), ("user_id", "bigint"), ("item_id", "bigint"), ("click_ts", "timestamp")),
+    keys=("request_id", "item_id", "click_ts"),
+    description="A click on a shown item, joined to its impression by (request_id, item_id).",
+)
+ADD_TO_CART = TableSpec(
+    "add_to_cart",
+    (
+        ("cart_event_id", "string"),
+        ("user_id", "bigint"),
+        ("item_id", "bigint"),
+        ("quantity", "int"),
+        ("event_ts", "timestamp"),
+    ),
+    keys=("cart_event_id",),
+    description="An add-to-cart event; attributed to the user's last click on the item that day.",
+)
+ORDERS = TableSpec(
+    "orders",
+    (
+        ("order_id", "string"),
+        ("user_id", "bigint"),
+        ("item_id", "bigint"),
+        ("quantity", "int"),
+        ("price", "double"),
+        ("order_ts", "timestamp"),
+    ),
+    keys=("order_id",),
+    description="An order line; attributed to the user's last click on the item that day.",
+)
+USERS = TableSpec(
+    "users",
+    (
+        ("user_id", "bigint"),
+        ("signup_date", "date"),
+        ("region", "string"),
+        ("acquisition_channel", "string"),
+    ),
+    keys=("user_id",),
+    description="Daily snapshot of all users signed up by ds.",
+)
+ITEMS = TableSpec(
+    "items",
+    (("item_id", "bigint"), ("category", "string"), ("price", "double"), ("first_listed_date", "date")),
+    keys=("item_id",),
+    description="Daily snapshot of the catalogue: every item listed by ds.",
+)
+SESSIONS = TableSpec(
+    "sessions",
+    (
+        ("session_id", "string"),
+        ("user_id", "bigint"),
+        ("experiment_id", "string"),
+        ("variant", "string"),
+        ("platform", "string"),
+        ("session_start_ts", "timestamp"),
+    ),
+    keys=("session_id",),
+    description="App sessions with the user's experiment assignment; the denominator of "
+    "cold-start coverage and the exposure log of A/B readouts.",
+)
+
+INPUT_TABLES: dict[str, TableSpec] = {
+    t.name: t for t in (IMPRESSIONS, CLICKS, ADD_TO_CART, ORDERS, USERS, ITEMS, SESSIONS)
+}
+
+METRICS_DAILY = TableSpec(
+    "metrics_daily",
+    (
+        ("model_name", "string"),
+        ("model_version", "string"),
+        ("variant", "string"),
+        ("segment", "string"),
+        ("metric", "string"),
+        ("value", "double"),
+        ("numerator", "double"),
+        ("denominator", "double"),
+    ),
+    keys=("model_name", "model_version", "variant", "segment", "metric"),
+    description="Long-format daily metrics per model version, variant and segment.",
+)
+
+OUTPUT_TABLES: dict[str, TableSpec] = {t.name: t for t in (METRICS_DAILY,)}
+
+
+def numeric_features(spec: TableSpec = IMPRESSIONS) -> list[str]:
+    return [c for c in spec.column_names if c.startswith(NUMERIC_FEATURE_PREFIX)]
+
+
+def categorical_features(spec: TableSpec = IMPRESSIONS) -> list[str]:
+    return [c for c in spec.column_names if c.startswith(CATEGORICAL_FEATURE_PREFIX)]

@@ -1,0 +1,1 @@
+"""The edges: the only code that knows table names, paths and URIs."""

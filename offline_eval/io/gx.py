@@ -1,0 +1,124 @@
+"""Great Expectations gate: run the suites in expectations/ on Spark partitions.
+
+Suites are plain GX 1.x JSON (``{"name", "expectations": [{"type", "kwargs"}]}``) so they are
+reviewed like code. Row-count bounds are suite parameters (``{"$PARAMETER": "min_rows"}``)
+filled from the previous partition's size, because a fixed bound cannot fit both a demo and
+production.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from offline_eval.config import project_root, validate_sql_name
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
+
+
+def expectations_dir() -> Path:
+    return Path(os.environ.get("OFFLINE_EVAL_EXPECTATIONS", project_root() / "expectations"))
+
+
+def load_suite(table: str, directory: Path | None = None) -> dict[str, Any]:
+    validate_sql_name(table, "table name")
+    path = (directory or expectations_dir()) / f"{table}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no expectation suite for table {table}: {path}")
+    return json.loads(path.read_text())
+
+
+@dataclass
+class Failure:
+    expectation: str
+    column: str | None
+    unexpected_count: int | None
+    detail: str
+
+    def describe(self) -> str:
+        where = f" on column {self.column}" if self.column else ""
+        count = f": {self.unexpected_count} unexpected rows" if self.unexpected_count is not None else ""
+        return f"{self.expectation}{where}{count}{self.detail}"
+
+
+@dataclass
+class TableValidation:
+    table: str
+    ds: str
+    success: bool
+    evaluated: int
+    failures: list[Failure] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def message(self) -> str:
+        lines = [f"table {self.table}, partition ds={self.ds}: {len(self.failures)} of {self.evaluated} expectations failed"]
+        lines += [f"  - {f.describe()}" for f in self.failures]
+        return "\n".join(lines)
+
+
+class _Runner:
+    """One ephemeral GX context per process; the Spark data source is added once."""
+
+    def __init__(self) -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        import great_expectations as gx
+
+        self._gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.source = self.context.data_sources.add_spark(name="offline_eval_spark")
+        self._assets: dict[str, Any] = {}
+
+    def batch(self, table: str, df: DataFrame) -> Any:
+        if table not in self._assets:
+            asset = self.source.add_dataframe_asset(name=table)
+            self._assets[table] = asset.add_batch_definition_whole_dataframe(f"{table}_partition")
+        return self._assets[table].get_batch(batch_parameters={"dataframe": df})
+
+    def validate(self, table: str, ds: str, df: DataFrame, suite_json: dict, parameters: dict) -> TableValidation:
+        suite = self._gx.ExpectationSuite(name=suite_json["name"], expectations=suite_json["expectations"])
+        result = self.batch(table, df).validate(suite, expectation_parameters=parameters)
+        payload = result.to_json_dict()
+        failures = [_failure(r) for r in payload["results"] if not r["success"]]
+        return TableValidation(
+            table=table,
+            ds=ds,
+            success=bool(payload["success"]),
+            evaluated=len(payload["results"]),
+            failures=failures,
+            result=payload,
+        )
+
+
+def _failure(r: dict[str, Any]) -> Failure:
+    cfg = r["expectation_config"]
+    kwargs = cfg.get("kwargs", {})
+    res = r.get("result") or {}
+    detail = ""
+    if r.get("exception_info", {}).get("raised_exception"):
+        detail = f" (error: {r['exception_info'].get('exception_message')})"
+    elif "observed_value" in res:
+        detail = f" (observed {res['observed_value']!r})"
+    elif res.get("partial_unexpected_list"):
+        detail = f" (e.g. {res['partial_unexpected_list'][:3]!r})"
+    column = kwargs.get("column") or (",".join(kwargs["column_list"]) if "column_list" in kwargs else None)
+    return Failure(cfg["type"], column, res.get("unexpected_count"), detail)
+
+
+_RUNNER: _Runner | None = None
+
+
+def validate_partition(
+    table: str, ds: str, df: DataFrame, *, parameters: dict | None = None, suite: dict | None = None
+) -> TableValidation:
+    """Validate one partition against ``expectations/<table>.json``."""
+    global _RUNNER
+    if _RUNNER is None:
+        _RUNNER = _Runner()
+    suite = suite if suite is not None else load_suite(table)
+    return _RUNNER.validate(table, ds, df, suite, parameters or {})

@@ -1,0 +1,64 @@
+"""Every file location of the pipeline, from validated identifiers only."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from offline_eval.config import Settings, validate_ds, validate_identifier
+
+
+def day_report_dir(settings: Settings, model_name: str, model_version: str, ds: str) -> Path:
+    """reports/<model>/<version>/<ds>/: the Evidently report of one version and day."""
+    return (
+        settings.reports_dir
+        / validate_identifier(model_name, "model name")
+        / validate_identifier(model_version, "model version")
+        / validate_ds(ds)
+    )
+
+
+def validation_dir(settings: Settings, ds: str) -> Path:
+    """reports/validation/<ds>/: the GX results of one day's input partitions."""
+    return settings.reports_dir / "validation" / validate_ds(ds)
+
+
+def staging_dir(settings: Settings, ds: str) -> Path:
+    """Hand-off from compute to publish: aggregates and bounded samples of one day, all models."""
+    return settings.staging_dir / validate_ds(ds)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def replace_dir(target: Path, fill: Any) -> None:
+    """Build a directory next to ``target`` with ``fill(tmp_dir)``, then swap it in.
+
+    A rerun replaces the previous output as a whole (no stale files), and a crash midway
+    leaves the previous output untouched.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        fill(tmp)
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

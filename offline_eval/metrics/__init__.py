@@ -1,0 +1,1 @@
+"""Pure metric transforms: DataFrame(s) + typed params -> DataFrame. No IO, no session."""

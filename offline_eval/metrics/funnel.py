@@ -1,0 +1,106 @@
+"""Attribution: clicks, add-to-carts and orders joined back to the impression that earned them.
+
+Rules (docs/data_contract.md):
+- a click belongs to the impression with the same (request_id, item_id); repeated clicks on
+  one impression count once; clicks with no impression are not attributed;
+- an add-to-cart or an order belongs to the user's last attributed click on the same item
+  at or before the event, within the same ds partition; later clicks do not steal it.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+IMPRESSION_KEYS = ("request_id", "item_id")
+FUNNEL_COLUMNS = (
+    "model_name",
+    "model_version",
+    "experiment_id",
+    "variant",
+    "request_id",
+    "user_id",
+    "item_id",
+    "clicked",
+    "carts",
+    "orders",
+    "units",
+    "gmv",
+)
+
+
+def attributed_clicks(impressions: DataFrame, clicks: DataFrame) -> DataFrame:
+    """Clicks that match an impression: (request_id, item_id, user_id, click_ts), one per distinct click.
+
+    The user comes from the impression: the click log's user_id is not trusted over it.
+    """
+    shown = impressions.select(*IMPRESSION_KEYS, "user_id")
+    return (
+        clicks.select(*IMPRESSION_KEYS, "click_ts")
+        .where("click_ts IS NOT NULL")
+        .distinct()
+        .join(shown, on=list(IMPRESSION_KEYS), how="inner")
+    )
+
+
+def attribute_events(events: DataFrame, clicks: DataFrame, event_id: str, event_ts: str) -> DataFrame:
+    """Each event -> (request_id, item_id) of the user's last click on that item at or before it.
+
+    ``clicks`` is the output of ``attributed_clicks``. Events with no such click are dropped.
+    """
+    from pyspark.sql import functions as F
+
+    e = events.alias("e")
+    c = clicks.alias("c")
+    cond = (
+        (F.col("e.user_id") == F.col("c.user_id"))
+        & (F.col("e.item_id") == F.col("c.item_id"))
+        & (F.col("c.click_ts") <= F.col(f"e.{event_ts}"))
+    )
+    value_cols = [c_ for c_ in ("quantity", "price") if c_ in events.columns]
+    return (
+        e.join(c, on=cond, how="inner")
+        .groupBy(F.col(f"e.{event_id}").alias("event_id"))
+        .agg(
+            # Ties on click_ts resolve by request_id so reruns attribute identically.
+            F.max_by(F.col("c.request_id"), F.struct(F.col("c.click_ts"), F.col("c.request_id"))).alias(
+                "request_id"
+            ),
+            F.first(F.col("e.item_id")).alias("item_id"),
+            *[F.first(F.col(f"e.{v}")).alias(v) for v in value_cols],
+        )
+    )
+
+
+def impression_funnel(
+    impressions: DataFrame, clicks: DataFrame, add_to_cart: DataFrame, orders: DataFrame
+) -> DataFrame:
+    """Impression grain: clicked (0/1), carts, orders, units and GMV attributed to each impression."""
+    from pyspark.sql import functions as F
+
+    keys = list(IMPRESSION_KEYS)
+    clicked = attributed_clicks(impressions, clicks)
+    carts = (
+        attribute_events(add_to_cart, clicked, "cart_event_id", "event_ts")
+        .groupBy(*keys)
+        .agg(F.count("*").alias("carts"))
+    )
+    bought = (
+        attribute_events(orders, clicked, "order_id", "order_ts")
+        .groupBy(*keys)
+        .agg(
+            F.count("*").alias("orders"),
+            F.sum("quantity").alias("units"),
+            F.sum(F.col("quantity") * F.col("price")).alias("gmv"),
+        )
+    )
+    return (
+        impressions.select(*FUNNEL_COLUMNS[:7])
+        .join(clicked.select(*keys).distinct().withColumn("clicked", F.lit(1)), on=keys, how="left")
+        .join(carts, on=keys, how="left")
+        .join(bought, on=keys, how="left")
+        .fillna(0, subset=["clicked", "carts", "orders", "units"])
+        .fillna(0.0, subset=["gmv"])
+        .select(*FUNNEL_COLUMNS)
+    )

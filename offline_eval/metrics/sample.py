@@ -1,0 +1,41 @@
+"""Deterministic bounded samples: at most N rows per model version, the same rows on every rerun."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+_MASK53 = (1 << 53) - 1
+# Pre-filter to about 1.5x the target before the exact top-N, so the sort stays small.
+_OVERSAMPLE = 1.5
+
+
+def bounded_sample(
+    df: DataFrame,
+    columns: Sequence[str],
+    max_rows: int,
+    seed: str,
+    *,
+    groups: Sequence[str] = ("model_name", "model_version"),
+    keys: Sequence[str] = ("request_id", "item_id"),
+) -> DataFrame:
+    """Up to ``max_rows`` rows per group, chosen by a hash of (seed, keys): no ``rand()``,
+    so reruns and any partitioning return the same rows."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    u = F.xxhash64(F.lit(seed), *[F.col(k) for k in keys]).bitwiseAND(F.lit(_MASK53)) / F.lit(float(1 << 53))
+    keep = F.lit(False)
+    for row in df.groupBy(*groups).count().collect():
+        same_group = F.lit(True)
+        for g in groups:
+            same_group = same_group & F.col(g).eqNullSafe(row[g])
+        keep = F.when(same_group, u < min(1.0, _OVERSAMPLE * max_rows / row["count"])).otherwise(keep)
+    order = Window.partitionBy(*groups).orderBy(u, *keys)
+    return (
+        df.where(keep)
+        .withColumn("_rank", F.row_number().over(order))
+        .where(F.col("_rank") <= max_rows)
+        .select(*groups, *columns)
+    )

@@ -1,0 +1,1 @@
+"""Pure statistics on small aggregates (numpy/scipy only)."""
