@@ -70,6 +70,13 @@ def _env_path(name: str, default: Path) -> Path:
     return Path(raw).expanduser().resolve() if raw else default
 
 
+def _default_java_opts(master: str) -> str:
+    """Short local jobs spend more time compiling than computing: C1-only JIT and the serial
+    GC cut a day's local run by about 30%. Long or clustered jobs keep the JVM defaults;
+    set OFFLINE_EVAL_DRIVER_JAVA_OPTS (even to "") to override."""
+    return "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" if master.startswith("local") else ""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the pipeline keeps its state. Everything local lives under ``home``.
@@ -79,6 +86,7 @@ class Settings:
     OFFLINE_EVAL_DATABASE (default offline_eval), OFFLINE_EVAL_SPARK_MASTER (default local[*]),
     OFFLINE_EVAL_WAREHOUSE (default <home>/warehouse), OFFLINE_EVAL_HIVE_METASTORE_URI
     (thrift://... to use a shared metastore instead of embedded Derby),
+    OFFLINE_EVAL_SHUFFLE_PARTITIONS (default 4), OFFLINE_EVAL_DRIVER_JAVA_OPTS,
     MLFLOW_TRACKING_URI (default sqlite:///<home>/mlflow/mlflow.db).
     """
 
@@ -89,7 +97,8 @@ class Settings:
     warehouse_dir: str = ""
     hive_metastore_uri: str = ""
     mlflow_tracking_uri: str = ""
-    shuffle_partitions: int = 8
+    shuffle_partitions: int = 4
+    driver_java_opts: str = ""
 
     def __post_init__(self) -> None:
         validate_sql_name(self.database, "database name")
@@ -102,15 +111,17 @@ class Settings:
     def from_env(cls) -> Settings:
         root = project_root()
         home = _env_path("OFFLINE_EVAL_HOME", root / ".local")
+        master = os.environ.get("OFFLINE_EVAL_SPARK_MASTER", "local[*]")
         return cls(
             home=home,
             reports_dir=_env_path("OFFLINE_EVAL_REPORTS", root / "reports"),
             database=os.environ.get("OFFLINE_EVAL_DATABASE", "offline_eval"),
-            spark_master=os.environ.get("OFFLINE_EVAL_SPARK_MASTER", "local[*]"),
+            spark_master=master,
             warehouse_dir=os.environ.get("OFFLINE_EVAL_WAREHOUSE", ""),
             hive_metastore_uri=os.environ.get("OFFLINE_EVAL_HIVE_METASTORE_URI", ""),
             mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
-            shuffle_partitions=int(os.environ.get("OFFLINE_EVAL_SHUFFLE_PARTITIONS", "8")),
+            shuffle_partitions=int(os.environ.get("OFFLINE_EVAL_SHUFFLE_PARTITIONS", "4")),
+            driver_java_opts=os.environ.get("OFFLINE_EVAL_DRIVER_JAVA_OPTS", _default_java_opts(master)),
         )
 
     @property
@@ -139,6 +150,7 @@ class Settings:
             "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
             "spark.ui.showConsoleProgress": "false",
         }
+        java_opts = ""
         if self.hive_metastore_uri:
             conf["spark.hadoop.hive.metastore.uris"] = self.hive_metastore_uri
         else:
@@ -146,9 +158,13 @@ class Settings:
                 f"jdbc:derby:;databaseName={self.metastore_dir};create=true"
             )
             # Keep derby.log under the state dir instead of the current directory.
-            conf["spark.driver.extraJavaOptions"] = (
-                f"-Dderby.system.home={self.home} -Dderby.stream.error.file={self.home / 'derby.log'}"
-            )
+            java_opts = f"-Dderby.system.home={self.home} -Dderby.stream.error.file={self.home / 'derby.log'}"
+        if self.driver_java_opts:
+            java_opts = f"{java_opts} {self.driver_java_opts}".strip()
+        if java_opts:
+            conf["spark.driver.extraJavaOptions"] = java_opts
+        if self.spark_master.startswith("local"):
+            conf["spark.ui.enabled"] = "false"
         return conf
 
 

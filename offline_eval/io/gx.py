@@ -68,9 +68,12 @@ class _Runner:
     def __init__(self) -> None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self._gx = gx
         self.context = gx.get_context(mode="ephemeral")
+        # Task logs are read by people: no tqdm bars per metric.
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         self.source = self.context.data_sources.add_spark(name="offline_eval_spark")
         self._assets: dict[str, Any] = {}
 

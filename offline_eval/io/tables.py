@@ -50,10 +50,11 @@ class Tables:
 
     def has_partition(self, table: str, ds: str) -> bool:
         ds = validate_ds(ds)
+        qualified = self.qualified(table)
         if not self.spark.catalog.tableExists(f"{self.database}.{table}"):
             return False
         rows = self.spark.sql(
-            f"SHOW PARTITIONS {self.qualified(table)} PARTITION (`{PARTITION_COLUMN}`='{ds}')"
+            f"SHOW PARTITIONS {qualified} PARTITION (`{PARTITION_COLUMN}`='{ds}')"
         ).collect()
         return bool(rows)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import asdict
 
 from offline_eval.config import Settings
 from offline_eval.generator import Scenario, generate
@@ -17,8 +18,14 @@ log = logging.getLogger(__name__)
 WRITE_ORDER = ("users", "items", "sessions", "impressions", "clicks", "add_to_cart", "orders")
 
 
-def run(scenario: Scenario, settings: Settings | None = None) -> dict:
+def run(scenario: Scenario, settings: Settings | None = None, force: bool = False) -> dict:
+    """Generate and write the scenario; a no-op when the same scenario was already written."""
     settings = settings or Settings.from_env()
+    stamp = settings.home / "generated" / "scenario.json"
+    wanted = json.dumps(asdict(scenario), sort_keys=True)
+    if not force and stamp.exists() and stamp.read_text() == wanted and (settings.home / "metastore_db").exists():
+        log.info("scenario already generated (%s); use --force to rewrite it", stamp)
+        return {"skipped": True, "dates": scenario.dates}
     spark = get_spark("offline-eval-generate", settings)
     tables = Tables(spark, settings)
     tables.ensure(INPUT_TABLES.values())
@@ -34,4 +41,5 @@ def run(scenario: Scenario, settings: Settings | None = None) -> dict:
     path = settings.home / "generated" / "ground_truth.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(truth, indent=2, default=str))
+    stamp.write_text(wanted)
     return {"rows": counts, "ground_truth": str(path), "dates": scenario.dates}

@@ -1,0 +1,72 @@
+# offline-eval: two commands matter. `make demo` and `make test`. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+START  ?= 2026-06-08
+END    ?= 2026-06-21
+DAYS   ?= 14
+IMPRESSIONS_PER_DAY ?= 100000
+REPROCESS ?= completed
+MLFLOW_PORT ?= 5000
+PYTEST_ARGS ?=
+
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+ENV := source scripts/env.sh &&
+
+.PHONY: help prereqs install demo test test-fast backfill mlflow-ui airflow-up airflow-down summary clean
+
+help:
+	@echo "make demo        set up, generate $(DAYS) days, backfill them through Airflow, print the summary"
+	@echo "make test        install test dependencies and run the test suite"
+	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=none|failed|completed]"
+	@echo "make mlflow-ui   serve the MLflow UI of the local tracking database on port $(MLFLOW_PORT)"
+	@echo "make summary START=... END=...   print the published daily summary"
+	@echo "make clean       remove local state (.local/) and published reports"
+
+prereqs:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found: Python 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { echo "error: $(PYTHON) is $$($(PYTHON) --version 2>&1); Python 3.11 is required"; exit 1; }
+	@command -v java >/dev/null 2>&1 || { echo "error: java not found: Java 17 is required by Spark (install openjdk-17-jre-headless)"; exit 1; }
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	  [ "$${v:-0}" -ge 17 ] || { echo "error: Java $$v found; Java 17 or newer is required by Spark 4"; exit 1; }
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml | prereqs
+	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -r requirements.txt -c constraints.txt
+	$(VENV)/bin/python -m pip install -q --no-deps -e .
+	@touch $@
+
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(VENV)/bin/python -m pip install -q -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@$(ENV) START=$(START) DAYS=$(DAYS) IMPRESSIONS_PER_DAY=$(IMPRESSIONS_PER_DAY) bash scripts/demo.sh
+
+backfill: $(STAMP)
+	@[ -n "$(START)" ] && [ -n "$(END)" ] || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD"; exit 2; }
+	@$(ENV) bash scripts/backfill.sh "$(START)" "$(END)" "$(REPROCESS)"
+
+summary: $(STAMP)
+	@$(ENV) offline-eval summary --start $(START) --end $(END)
+
+mlflow-ui: $(STAMP)
+	@$(ENV) echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT) (tracking $$MLFLOW_TRACKING_URI)" && \
+	  mlflow ui --backend-store-uri "$$MLFLOW_TRACKING_URI" --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+test: $(DEV_STAMP)
+	@$(ENV) python -m pytest $(PYTEST_ARGS)
+
+# Unit tests only (no Airflow end-to-end run).
+test-fast: $(DEV_STAMP)
+	@$(ENV) python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+clean:
+	rm -rf .local
+	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +

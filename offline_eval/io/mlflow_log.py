@@ -1,0 +1,147 @@
+"""MLflow: one run per (model name, model version, ds, cadence) in an experiment per model.
+
+Reruns are idempotent: the run is found by its key tags; metrics are logged with a step and
+timestamp derived from ds, and a key already logged with the same value is not logged again,
+so no point is ever duplicated. If a rerun computes different values (a backfill after an
+incident), the old run is deleted and a fresh one replaces it: the UI shows one run per key
+whose numbers are the latest computation.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
+
+from offline_eval.config import Settings, validate_ds, validate_identifier
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+TAG_PREFIX = "offline_eval."
+KEY_TAGS = ("model_name", "model_version", "ds", "cadence")
+_EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class RunKey:
+    model_name: str
+    model_version: str
+    ds: str
+    cadence: str = "daily"
+
+    def __post_init__(self) -> None:
+        validate_identifier(self.model_name, "model name")
+        validate_identifier(self.model_version, "model version")
+        validate_ds(self.ds)
+        validate_identifier(self.cadence, "cadence")
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {f"{TAG_PREFIX}{k}": getattr(self, k) for k in KEY_TAGS}
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.model_version} {self.ds} {self.cadence}"
+
+    @property
+    def step(self) -> int:
+        """Days since 1970-01-01: the MLflow UI plots runs of successive days along one axis."""
+        return (dt.date.fromisoformat(self.ds) - _EPOCH).days
+
+    @property
+    def timestamp_ms(self) -> int:
+        return self.step * 86_400_000
+
+
+def client(settings: Settings) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    if settings.mlflow_tracking_uri.startswith("sqlite:///"):
+        Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+
+
+def experiment_id(c: MlflowClient, settings: Settings, model_name: str) -> str:
+    name = validate_identifier(model_name, "model name")
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if settings.mlflow_tracking_uri.startswith("sqlite:"):
+        location = (settings.mlflow_artifacts_dir / name).as_uri()
+    try:
+        return c.create_experiment(name, artifact_location=location, tags={f"{TAG_PREFIX}model_name": name})
+    except Exception:  # created concurrently by another task
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def find_runs(c: MlflowClient, exp_id: str, key: RunKey) -> list:
+    # Tag values are validated identifiers/dates, so they need no escaping in the filter.
+    flt = " and ".join(f"tags.`{k}` = '{v}'" for k, v in key.tags.items())
+    return c.search_runs([exp_id], filter_string=flt, max_results=10, order_by=["attributes.start_time ASC"])
+
+
+def _clean(metrics: Mapping[str, float | None]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v is not None and not math.isnan(float(v))}
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def log_day(
+    settings: Settings,
+    key: RunKey,
+    metrics: Mapping[str, float | None],
+    params: Mapping[str, str],
+    tags: Mapping[str, str],
+    artifacts: Mapping[str, Path],
+) -> dict[str, str]:
+    """Find or create the run for ``key``, log what is missing, replace it if values changed."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    c = client(settings)
+    exp_id = experiment_id(c, settings, key.model_name)
+    values = _clean(metrics)
+    params = {k: str(v) for k, v in params.items()}
+    runs = find_runs(c, exp_id, key)
+    run = runs[0] if runs else None
+    for extra in runs[1:]:  # a crash between create and tag could have left a twin
+        c.delete_run(extra.info.run_id)
+    if run is not None and not _compatible(run, values, params):
+        log.info("run %s of %s has other values: replacing it", run.info.run_id, key)
+        c.delete_run(run.info.run_id)
+        run = None
+    if run is None:
+        run = c.create_run(exp_id, run_name=key.run_name, tags={**key.tags, "mlflow.runName": key.run_name})
+        logged, old_params = {}, {}
+    else:
+        logged, old_params = run.data.metrics, run.data.params
+    run_id = run.info.run_id
+    new = [Metric(k, v, key.timestamp_ms, key.step) for k, v in sorted(values.items()) if k not in logged]
+    new_params = [Param(k, v) for k, v in sorted(params.items()) if k not in old_params]
+    for i in range(0, max(len(new), 1), 900):  # MLflow caps a batch at 1000 entries
+        c.log_batch(run_id, metrics=new[i : i + 900], params=new_params if i == 0 else [],
+                    tags=[RunTag(k, str(v)) for k, v in tags.items()] if i == 0 else [])
+    for artifact_path, local in artifacts.items():
+        if local.is_dir():
+            c.log_artifacts(run_id, str(local), artifact_path)
+        elif local.exists():
+            c.log_artifact(run_id, str(local), artifact_path)
+    c.set_terminated(run_id, "FINISHED", end_time=None)
+    return {"run_id": run_id, "experiment_id": exp_id, "metrics_logged": str(len(new))}
+
+
+def _compatible(run, values: Mapping[str, float], params: Mapping[str, str]) -> bool:
+    logged = run.data.metrics
+    same_metrics = all(_same(logged[k], v) for k, v in values.items() if k in logged)
+    same_params = all(run.data.params.get(k, v) == v for k, v in params.items())
+    return same_metrics and same_params and set(logged) <= set(values)

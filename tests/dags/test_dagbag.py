@@ -1,0 +1,74 @@
+"""The DAG folder imports cleanly and the daily DAG has the structure the docs promise."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+HEAVY = {"pyspark", "mlflow", "evidently", "great_expectations", "pandas"}
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert "offline_eval_daily" in dagbag.dags
+
+
+def test_daily_structure(dagbag):
+    dag = dagbag.dags["offline_eval_daily"]
+    assert {"offline-eval", "daily"} <= set(dag.tags)
+    assert dag.catchup is False
+    assert "evaluates" in dag.doc_md and "ds = D" in dag.doc_md
+    order = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
+    assert order == {"validate": ["compute"], "compute": ["publish"], "publish": []}
+    assert all(t.retries >= 1 for t in dag.tasks)
+    assert dag.params["sample_rows"] == 50_000
+
+
+def test_daily_runs_evaluate_their_interval_start(dagbag):
+    """A data-interval timetable: the run after midnight ending day D has logical date D."""
+    dag = dagbag.dags["offline_eval_daily"]
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    assert dag.timetable.expression == "0 0 * * *"
+
+
+def test_spark_tasks_are_spark_submits_on_the_shared_pool(dagbag):
+    dag = dagbag.dags["offline_eval_daily"]
+    for task_id, script in (("validate", "validate_inputs.py"), ("compute", "compute_metrics.py")):
+        task = dag.get_task(task_id)
+        assert type(task).__name__ == "SparkSubmitOperator"
+        assert task.pool == "offline_eval_spark"
+        assert task.application.endswith(f"spark_jobs/{script}")
+        assert task.application_args[:2] == ["--ds", "{{ ds }}"]
+        assert task.conf["spark.sql.sources.partitionOverwriteMode"] == "dynamic"
+    assert dag.get_task("validate").retries == 1  # a failed suite is not transient
+
+
+def test_spark_master_comes_from_the_connection(monkeypatch):
+    """What SparkSubmitHook would run, for the default local connection and for a cluster."""
+    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+    for conn, master in (('{"conn_type": "spark", "host": "local[*]"}', "local[*]"),
+                         ('{"conn_type": "spark", "host": "spark://spark-master", "port": 7077}', "spark://spark-master:7077")):
+        monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", conn)
+        hook = SparkSubmitHook(conn_id="spark_default", conf={"spark.sql.shuffle.partitions": "4"})
+        cmd = hook._build_spark_submit_command("spark_jobs/compute_metrics.py")
+        assert cmd[cmd.index("--master") + 1] == master
+        assert "spark.sql.shuffle.partitions=4" in cmd
+
+
+def test_dag_files_import_no_heavy_libraries_at_parse_time():
+    for path in DAGS.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        names = {(n.module or "").split(".")[0] for n in top if isinstance(n, ast.ImportFrom)}
+        names |= {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names}
+        assert not names & HEAVY, f"{path.name} imports {names & HEAVY} at module level"

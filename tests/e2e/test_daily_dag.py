@@ -1,0 +1,136 @@
+"""One small day through the real DAG (`airflow dags test`): spark-submit tasks, GX gate,
+metrics table, MLflow runs, Evidently reports; then a rerun (idempotency) and a corrupted
+partition (the gate stops it).
+
+Everything runs in its own state directory, with its own Derby metastore, Airflow and MLflow
+databases, exactly as `make demo` runs on the developer's .local/.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from mlflow import MlflowClient
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
+
+ROOT = Path(__file__).resolve().parents[2]
+DS = "2026-06-18"
+DB = "offline_eval_e2e"
+MODEL = "home_feed_ctr"
+
+
+def _env(state: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "OFFLINE_EVAL", "MLFLOW_TRACKING", "SPARK_CONF_DIR"))}
+    env.update(OFFLINE_EVAL_HOME=str(state / "home"), OFFLINE_EVAL_REPORTS=str(state / "reports"),
+               OFFLINE_EVAL_DATABASE=DB, AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[2]"}')
+    return env
+
+
+def _sh(state: Path, command: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["bash", "-c", f". scripts/env.sh && {command}"], cwd=ROOT, env=_env(state),
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{command} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def _partition(state: Path, table: str, ds: str = DS) -> Path:
+    return state / "home" / "warehouse" / f"{DB}.db" / table / f"ds={ds}"
+
+
+def _metrics(state: Path) -> list[dict]:
+    table = pq.read_table(_partition(state, "metrics_daily"))
+    return sorted(table.to_pylist(), key=lambda r: (r["model_version"], r["segment"], r["metric"]))
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    state = tmp_path_factory.mktemp("e2e")
+    _sh(state, "offline-eval generate --start 2026-06-17 --days 2 --impressions-per-day 6000 "
+               "--base-users 2000 --base-items 1000")
+    _sh(state, "airflow db migrate")
+    _sh(state, f"airflow dags test offline_eval_daily {DS}")
+    return state
+
+
+def test_metrics_table_matches_the_input(state):
+    rows = _metrics(state)
+    assert {(r["model_version"], r["variant"]) for r in rows} == {("v1", "control"), ("v2", "treatment")}
+    impressions = pq.read_table(_partition(state, "impressions"), columns=["model_version"]).to_pylist()
+    for version in ("v1", "v2"):
+        got = {r["metric"]: r for r in rows if r["model_version"] == version and r["segment"] == "all"}
+        assert got["impressions"]["value"] == sum(1 for r in impressions if r["model_version"] == version)
+        assert got["ctr"]["value"] == pytest.approx(got["clicks"]["value"] / got["impressions"]["value"])
+        assert 0 < got["ctr"]["value"] < 0.2
+        assert 0.8 < got["new_user_coverage"]["value"] <= 1.0
+
+
+def test_one_mlflow_run_per_version_with_metrics_and_artifacts(state):
+    client = MlflowClient(f"sqlite:///{state / 'home' / 'mlflow' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(MODEL)
+    runs = client.search_runs([exp.experiment_id], f"tags.`offline_eval.ds` = '{DS}'")
+    assert sorted(r.data.tags["offline_eval.model_version"] for r in runs) == ["v1", "v2"]
+    table = {(r["model_version"], r["segment"], r["metric"]): r["value"] for r in _metrics(state)}
+    for run in runs:
+        version = run.data.tags["offline_eval.model_version"]
+        assert run.data.metrics["all/ctr"] == pytest.approx(table[(version, "all", "ctr")], rel=1e-12)
+        assert run.data.params["ds"] == DS
+        assert run.data.tags["offline_eval.dag_run_id"].startswith("manual__")
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evidently")}
+        assert {"evidently/report.html", "evidently/report.json", "evidently/validation.json"} <= artifacts
+
+
+def test_reports_and_validation_result_are_published(state):
+    day = state / "reports" / MODEL / "v2" / DS
+    html = (day / "report.html").read_text()
+    assert "<html" in html.lower() and "evidently" in html.lower()
+    report = json.loads((day / "report.json").read_text())
+    assert any(str(m.get("metric_name", "")).startswith("DriftedColumnsCount") for m in report["metrics"])
+    validation = json.loads((state / "reports" / "validation" / DS / "validation.json").read_text())
+    assert validation["success"] is True and len(validation["tables"]) == 7
+
+
+def test_rerun_is_idempotent(state):
+    client = MlflowClient(f"sqlite:///{state / 'home' / 'mlflow' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(MODEL)
+    before_rows = _metrics(state)
+    before_runs = {r.info.run_id for r in client.search_runs([exp.experiment_id])}
+    html = state / "reports" / MODEL / "v1" / DS / "report.html"
+    before_mtime = html.stat().st_mtime_ns
+
+    _sh(state, f"airflow dags test offline_eval_daily {DS}")
+
+    assert _metrics(state) == before_rows
+    after_runs = client.search_runs([exp.experiment_id])
+    assert {r.info.run_id for r in after_runs} == before_runs
+    for run in after_runs:
+        for key in ("all/ctr", "new_users/ctr", "all/gmv_per_user"):
+            assert len(client.get_metric_history(run.info.run_id, key)) == 1
+    assert html.stat().st_mtime_ns > before_mtime  # replaced ...
+    leftovers = [p.name for p in html.parent.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []  # ... with no temporary or stale directories left beside it
+
+
+def test_corrupted_partition_fails_the_gate_and_changes_nothing(state):
+    orders = next(_partition(state, "orders").glob("*.parquet"))
+    table = pq.read_table(orders)
+    prices = table.column("price").to_pylist()
+    prices[0] = -9.99
+    pq.write_table(table.set_column(table.schema.get_field_index("price"), "price", [prices]), orders)
+    before = _metrics(state)
+
+    proc = _sh(state, f"airflow tasks test offline_eval_daily validate {DS}", check=False)
+
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"table orders, partition ds={DS}" in out
+    assert "expect_column_values_to_be_between on column price: 1 unexpected rows" in out
+    validation = json.loads((state / "reports" / "validation" / DS / "validation.json").read_text())
+    assert validation["success"] is False and validation["tables"]["orders"]["success"] is False
+    assert _metrics(state) == before

@@ -1,0 +1,81 @@
+"""One run per (model, version, ds, cadence); reruns add no metric point; changed values
+replace the run instead of stacking points."""
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+from offline_eval.config import ConfigError, Settings
+from offline_eval.io.mlflow_log import RunKey, find_runs, log_day
+
+
+@pytest.fixture()
+def local_settings(tmp_path):
+    return Settings(home=tmp_path / "home", reports_dir=tmp_path / "reports",
+                    mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def _log(settings, key, metrics, params=None, artifacts=None):
+    return log_day(settings, key, metrics=metrics, params=params or {"ds": key.ds},
+                   tags={"offline_eval.dag_run_id": "r1"}, artifacts=artifacts or {})
+
+
+def _history(settings, run_id, metric):
+    return MlflowClient(settings.mlflow_tracking_uri).get_metric_history(run_id, metric)
+
+
+def test_step_and_timestamp_come_from_ds():
+    key = RunKey("m", "v1", "2026-06-18")
+    assert key.step == 20622  # days from 1970-01-01 to 2026-06-18
+    assert key.timestamp_ms == 20622 * 86_400_000
+
+
+def test_rerun_reuses_the_run_and_adds_no_points(local_settings, tmp_path):
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.html").write_text("<html>1</html>")
+    key = RunKey("home_feed_ctr", "v1", "2026-06-18")
+    first = _log(local_settings, key, {"all/ctr": 0.05, "all/cvr": None}, artifacts={"evidently": report})
+    (report / "report.html").write_text("<html>2</html>")
+    second = _log(local_settings, key, {"all/ctr": 0.05, "all/cvr": None}, artifacts={"evidently": report})
+    assert first["run_id"] == second["run_id"]
+    assert (first["metrics_logged"], second["metrics_logged"]) == ("1", "0")
+    hist = _history(local_settings, first["run_id"], "all/ctr")
+    assert [(m.value, m.step, m.timestamp) for m in hist] == [(0.05, key.step, key.timestamp_ms)]
+    client = MlflowClient(local_settings.mlflow_tracking_uri)
+    exp = client.get_experiment_by_name("home_feed_ctr")
+    assert len(find_runs(client, exp.experiment_id, key)) == 1
+    local = client.download_artifacts(first["run_id"], "evidently/report.html", str(tmp_path / "dl"))
+    assert open(local).read() == "<html>2</html>"  # artifact replaced, not duplicated
+
+
+def test_changed_values_replace_the_run(local_settings):
+    key = RunKey("home_feed_ctr", "v2", "2026-06-18")
+    first = _log(local_settings, key, {"all/ctr": 0.05})
+    second = _log(local_settings, key, {"all/ctr": 0.04})
+    assert first["run_id"] != second["run_id"]
+    client = MlflowClient(local_settings.mlflow_tracking_uri)
+    exp = client.get_experiment_by_name("home_feed_ctr")
+    runs = find_runs(client, exp.experiment_id, key)
+    assert [r.info.run_id for r in runs] == [second["run_id"]]
+    assert client.get_run(first["run_id"]).info.lifecycle_stage == "deleted"
+    assert [m.value for m in _history(local_settings, second["run_id"], "all/ctr")] == [0.04]
+
+
+def test_changed_param_replaces_the_run_instead_of_raising(local_settings):
+    key = RunKey("home_feed_ctr", "v1", "2026-06-19")
+    first = _log(local_settings, key, {"all/ctr": 0.05}, params={"sample_rows": "50000"})
+    second = _log(local_settings, key, {"all/ctr": 0.05}, params={"sample_rows": "1000"})
+    assert first["run_id"] != second["run_id"]
+    assert MlflowClient(local_settings.mlflow_tracking_uri).get_run(second["run_id"]).data.params == {"sample_rows": "1000"}
+
+
+def test_days_and_versions_get_their_own_runs(local_settings):
+    ids = {_log(local_settings, RunKey("m", v, ds), {"all/ctr": 0.1})["run_id"]
+           for v in ("v1", "v2") for ds in ("2026-06-18", "2026-06-19")}
+    assert len(ids) == 4
+
+
+def test_identifiers_are_validated_before_they_reach_the_filter():
+    with pytest.raises(ConfigError):
+        RunKey("m", "v1' or tags.x = 'y", "2026-06-18")

@@ -1,0 +1,83 @@
+"""Every suite catches its own kind of bad partition, and the message names table, partition,
+expectation and count."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from pyspark.sql import functions as F
+
+from offline_eval.config import DayConfig
+from offline_eval.io.paths import validation_dir
+from offline_eval.io.tables import Tables
+from offline_eval.jobs import validate
+from offline_eval.jobs.validate import ValidationFailed, row_count_bounds
+
+pytestmark = pytest.mark.spark
+
+GOOD_DS = "2026-06-18"
+BAD_DS = "2026-07-01"
+
+
+def test_clean_day_passes(small_world, settings):
+    result = validate.run(DayConfig(ds=GOOD_DS), settings)
+    assert result["success"] is True
+    saved = json.loads((validation_dir(settings, GOOD_DS) / "validation.json").read_text())
+    assert saved["success"] is True and set(saved["tables"]) == {
+        "impressions", "clicks", "add_to_cart", "orders", "users", "items", "sessions"
+    }
+
+
+def _write_corrupted(spark, settings, table: str, corrupt) -> None:
+    """Copy the good partition to BAD_DS through ``corrupt`` (rows go via the driver: the
+    table cannot be read and overwritten in one plan)."""
+    tables = Tables(spark, settings)
+    good = tables.read(table, GOOD_DS).withColumn("ds", F.lit(BAD_DS))
+    bad = corrupt(good)
+    local = spark.createDataFrame(bad.collect(), bad.schema)
+    tables.overwrite(local, table, expected_ds=[BAD_DS])
+
+
+def _first(n: int, column: str, value):
+    def corrupt(df):
+        marked = df.withColumn("_i", F.row_number().over(__import__("pyspark.sql").sql.Window.orderBy(*df.columns[:2])))
+        return marked.withColumn(column, F.when(F.col("_i") <= n, F.lit(value)).otherwise(F.col(column))).drop("_i")
+
+    return corrupt
+
+
+CASES = [
+    ("impressions", _first(3, "request_id", None), "expect_column_values_to_not_be_null on column request_id: 3 unexpected rows"),
+    ("orders", _first(2, "price", -4.5), "expect_column_values_to_be_between on column price: 2 unexpected rows"),
+    ("impressions", _first(4, "variant", "treatment_b"), "expect_column_values_to_be_in_set on column variant: 4 unexpected rows"),
+    ("sessions", _first(1, "variant", "holdout"), "expect_column_values_to_be_in_set on column variant: 1 unexpected rows"),
+    ("impressions", _first(2, "score", 1.5), "expect_column_values_to_be_between on column score: 2 unexpected rows"),
+    ("impressions", lambda df: df.unionByName(df.limit(5)),
+     "expect_compound_columns_to_be_unique on column request_id,item_id: 10 unexpected rows"),
+]
+
+
+@pytest.mark.parametrize("table, corrupt, expected", CASES, ids=[c[2].split(":")[0] for c in CASES])
+def test_bad_partition_is_named(spark, settings, small_world, table, corrupt, expected):
+    _write_corrupted(spark, settings, table, corrupt)
+    with pytest.raises(ValidationFailed) as err:
+        validate.run(DayConfig(ds=BAD_DS), settings, tables_to_check=(table,))
+    message = str(err.value)
+    assert f"table {table}, partition ds={BAD_DS}" in message
+    assert expected in message
+    saved = json.loads((validation_dir(settings, BAD_DS) / "validation.json").read_text())
+    assert saved["success"] is False and saved["tables"][table]["success"] is False
+
+
+def test_missing_partition_is_named(settings, small_world):
+    with pytest.raises(ValidationFailed) as err:
+        validate.run(DayConfig(ds="2026-08-01"), settings, tables_to_check=("clicks",))
+    assert "table clicks, partition ds=2026-08-01" in str(err.value)
+    assert "partition_exists" in str(err.value)
+    assert "no partition ds=2026-08-01 in offline_eval_test.clicks" in str(err.value)
+
+
+def test_row_count_bounds_follow_the_previous_day():
+    assert row_count_bounds(None) == {"min_rows": 1, "max_rows": None}
+    assert row_count_bounds(0) == {"min_rows": 1, "max_rows": None}
+    assert row_count_bounds(1000) == {"min_rows": 200, "max_rows": 5000}
