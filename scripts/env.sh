@@ -34,7 +34,8 @@ export AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL=10
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-10}"
 export AIRFLOW__LOGGING__LOGGING_LEVEL="${AIRFLOW__LOGGING__LOGGING_LEVEL:-INFO}"
 # Spark master for the DAG's spark-submit tasks; point it at a cluster by overriding this.
-export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[*]\"}}"
+_spark_conn='{"conn_type": "spark", "host": "local[*]"}'
+export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-$_spark_conn}"
 
 # Components must share one signing secret for task tokens; made once per state dir, never committed.
 mkdir -p "$AIRFLOW_HOME"
@@ -43,4 +44,4 @@ if [ -z "${AIRFLOW__API_AUTH__JWT_SECRET:-}" ]; then
   AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$AIRFLOW_HOME/.jwt_secret")"
   export AIRFLOW__API_AUTH__JWT_SECRET
 fi
-unset _root
+unset _root _spark_conn

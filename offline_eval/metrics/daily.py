@@ -110,21 +110,29 @@ def _explode_segments(rows: DataFrame) -> DataFrame:
 
 
 def _segment_aggregates(rows: DataFrame) -> DataFrame:
+    """Two-phase aggregation: per user first, then per group. Distinct-user counts become
+    plain counts of user rows, which avoids Spark's Expand of one copy per countDistinct."""
     from pyspark.sql import functions as F
 
-    bought = F.col("orders") > 0
-    return rows.groupBy(*GROUP_KEYS, "segment").agg(
+    per_user = rows.groupBy(*GROUP_KEYS, "segment", "user_id").agg(
         F.count("*").alias("impressions"),
         F.sum("clicked").alias("clicks"),
         F.sum("carts").alias("add_to_carts"),
         F.sum("orders").alias("orders"),
         F.sum("units").alias("units"),
         F.sum("gmv").alias("gmv"),
-        F.countDistinct("user_id").alias("exposed_users"),
-        F.countDistinct(F.when(bought, F.col("user_id"))).alias("buyers"),
-        F.countDistinct(F.when(bought & F.col("has_prior_order"), F.col("user_id"))).alias("repeat_buyers"),
-        F.countDistinct(F.when(F.col("is_new_user"), F.col("user_id"))).alias("new_users_exposed"),
         F.sum(F.when(F.col("is_new_item"), 1).otherwise(0)).alias("new_item_impressions"),
+        F.max(F.col("has_prior_order")).alias("has_prior_order"),
+        F.max(F.col("is_new_user")).alias("is_new_user"),
+    )
+    bought = F.col("orders") > 0
+    return per_user.groupBy(*GROUP_KEYS, "segment").agg(
+        *[F.sum(c).alias(c) for c in ("impressions", "clicks", "add_to_carts", "orders", "units", "gmv",
+                                      "new_item_impressions")],
+        F.count(F.col("user_id")).alias("exposed_users"),
+        F.count(F.when(bought & F.col("user_id").isNotNull(), 1)).alias("buyers"),
+        F.count(F.when(bought & F.col("has_prior_order") & F.col("user_id").isNotNull(), 1)).alias("repeat_buyers"),
+        F.count(F.when(F.col("is_new_user") & F.col("user_id").isNotNull(), 1)).alias("new_users_exposed"),
     )
 
 

@@ -89,7 +89,7 @@ def test_one_mlflow_run_per_version_with_metrics_and_artifacts(state):
 def test_reports_and_validation_result_are_published(state):
     day = state / "reports" / MODEL / "v2" / DS
     html = (day / "report.html").read_text()
-    assert "<html" in html.lower() and "evidently" in html.lower()
+    assert "<html" in html.lower() and "Dataset Drift" in html and "f_user_tenure_days" in html
     report = json.loads((day / "report.json").read_text())
     assert any(str(m.get("metric_name", "")).startswith("DriftedColumnsCount") for m in report["metrics"])
     validation = json.loads((state / "reports" / "validation" / DS / "validation.json").read_text())
