@@ -90,9 +90,12 @@ class Scenario:
         item_factor = (1 - self.new_item_share) + self.new_item_share * self.new_item_ctr_factor
         lift_avg = 1 + self.treatment_ctr_lift / 2
 
-        def phase(share_new: float, r: float, n: float) -> dict:
+        def phase(share_sessions: float, gap: float, r: float, n: float) -> dict:
             ctr_ret, ctr_new = r * item_factor, n * item_factor
+            # Unserved new-user sessions (the cold-start gap) never reach the impressions log.
+            share_new = share_sessions * (1 - gap) / (1 - share_sessions * gap)
             return {
+                "new_user_share_of_sessions": share_sessions,
                 "new_user_share_of_requests": share_new,
                 "ctr_returning_control": ctr_ret,
                 "ctr_new_control": ctr_new,
@@ -103,8 +106,8 @@ class Scenario:
         return {
             "scenario": asdict(self),
             "position_weights": pos,
-            "before_promo": phase(self.new_user_share, self.ctr_returning, self.ctr_new),
-            "promo": phase(self.promo_new_user_share, self.promo_ctr_returning, self.promo_ctr_new),
+            "before_promo": phase(self.new_user_share, self.coverage_gap, self.ctr_returning, self.ctr_new),
+            "promo": phase(self.promo_new_user_share, self.promo_coverage_gap, self.promo_ctr_returning, self.promo_ctr_new),
             "treatment_vs_control": {
                 "ctr_relative_lift": self.treatment_ctr_lift,
                 "cvr_relative_lift": self.treatment_order_lift,
