@@ -33,11 +33,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from offline_eval.config import Settings
 from offline_eval.io.spark import spark_env
+from offline_eval.orchestration import SparkJobOperator
 
 SPARK_JOBS = Path(__file__).resolve().parents[1] / "spark_jobs"
 SPARK_POOL = "offline_eval_spark"
@@ -53,8 +53,8 @@ _END = os.environ.get("OFFLINE_EVAL_DAILY_END_DATE")
 _DAY_ARGS = ["--ds", "{{ ds }}", "--sample-rows", "{{ params.sample_rows }}"]
 
 
-def _spark_task(task_id: str, script: str, retries: int) -> SparkSubmitOperator:
-    return SparkSubmitOperator(
+def _spark_task(task_id: str, script: str, retries: int) -> SparkJobOperator:
+    return SparkJobOperator(
         task_id=task_id,
         application=str(SPARK_JOBS / script),
         application_args=_DAY_ARGS,
@@ -84,8 +84,8 @@ def _spark_task(task_id: str, script: str, retries: int) -> SparkSubmitOperator:
     doc_md=__doc__,
 )
 def offline_eval_daily() -> None:
-    # A failed suite is a data problem that a retry will not fix; one retry covers a
-    # transient failure (metastore lock, lost executor).
+    # A failed suite exits with the "bad data" code and fails at once (SparkJobOperator);
+    # one retry covers a transient failure (metastore lock, lost executor).
     validate = _spark_task("validate", "validate_inputs.py", retries=1)
     compute = _spark_task("compute", "compute_metrics.py", retries=2)
 

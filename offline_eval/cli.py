@@ -80,6 +80,23 @@ def cmd_summary(args: argparse.Namespace) -> object:
     return None
 
 
+def cmd_readout(args: argparse.Namespace) -> object:
+    from offline_eval.jobs import readout
+
+    specs = readout.parse_specs(args.metric, args.ratio, args.covariate)
+    result = readout.run(
+        args.input, args.variant_col, args.control, specs, args.out,
+        alpha=args.alpha, correction=args.correction, equal_var=args.equal_var,
+        html_path=args.html, markdown_path=args.markdown, guardrails=args.guardrail,
+    )
+    if args.out:  # the file holds the JSON; the terminal gets the readable table
+        from offline_eval.reporting.ab import to_markdown
+
+        print(to_markdown(result, title=f"A/B readout of {args.input}"))
+        return None
+    return result
+
+
 def _add_day_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ds", required=True, help="partition date yyyy-MM-dd to evaluate")
     p.add_argument("--cadence", default="daily", choices=["daily", "weekly"])
@@ -115,6 +132,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dag-run-id", default="manual")
     p.set_defaults(func=cmd_publish)
 
+    r = sub.add_parser(
+        "readout",
+        help="A/B readout of an exposure table (CSV or Parquet, one row per unit)",
+        description="SRM check, then every metric of every arm against control: lift, interval, p-value. "
+        "Metric columns may be 0/1, true/false or numbers; nulls count as 0.",
+    )
+    r.add_argument("--input", required=True, help="CSV (with header) or Parquet file or directory")
+    r.add_argument("--variant-col", required=True, help="column holding the arm of each unit")
+    r.add_argument("--control", required=True, help="value of --variant-col for the control arm")
+    r.add_argument("--metric", action="append", default=[], metavar="COL:proportion|mean",
+                   help="per-unit metric; repeat for several")
+    r.add_argument("--ratio", action="append", default=[], metavar="NUM_COL/DEN_COL",
+                   help="ratio of sums (e.g. clicks/impressions), delta-method variance; repeatable")
+    r.add_argument("--covariate", action="append", default=[], metavar="METRIC=COL",
+                   help="pre-period column for CUPED on --metric METRIC; repeatable")
+    r.add_argument("--guardrail", action="append", default=[], metavar="METRIC",
+                   help="mark a metric as a guardrail in the readout; repeatable")
+    r.add_argument("--alpha", type=float, default=0.05)
+    r.add_argument("--correction", choices=["none", "holm", "bh"], default="none",
+                   help="multiple-testing adjustment across all metric x arm comparisons")
+    r.add_argument("--equal-var", action="store_true", help="Student's t instead of Welch for mean metrics")
+    r.add_argument("--out", help="write the readout JSON here (otherwise it is printed)")
+    r.add_argument("--html", help="also write the HTML readout (table, forest plot, SRM banner)")
+    r.add_argument("--markdown", help="also write the Markdown readout")
+    r.set_defaults(func=cmd_readout)
+
     s = sub.add_parser("summary", help="print per version and day: CTR, CVR, GMV per user, new-user share")
     s.add_argument("--model", default="home_feed_ctr")
     s.add_argument("--start", required=True)
@@ -126,11 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    # Exit codes (see offline_eval.orchestration): 2 bad configuration, 3 bad input data,
+    # 1 anything else. The DAGs retry only 1.
+    from offline_eval.errors import DataError
+
     try:
         result = args.func(args)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
+    except DataError as exc:
+        log.error("%s", exc)
+        return 3
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator, traceback in debug
         log.error("%s: %s", type(exc).__name__, exc)
         log.debug("traceback", exc_info=True)

@@ -103,14 +103,33 @@ def _failure(r: dict[str, Any]) -> Failure:
     kwargs = cfg.get("kwargs", {})
     res = r.get("result") or {}
     detail = ""
-    if r.get("exception_info", {}).get("raised_exception"):
-        detail = f" (error: {r['exception_info'].get('exception_message')})"
+    error = _exception_message(r.get("exception_info"))
+    if error:
+        detail = f" (error: {error})"
     elif "observed_value" in res:
         detail = f" (observed {res['observed_value']!r})"
     elif res.get("partial_unexpected_list"):
         detail = f" (e.g. {res['partial_unexpected_list'][:3]!r})"
     column = kwargs.get("column") or (",".join(kwargs["column_list"]) if "column_list" in kwargs else None)
     return Failure(cfg["type"], column, res.get("unexpected_count"), detail)
+
+
+def _exception_message(info: Any) -> str | None:
+    """First line of the error behind an expectation that could not be evaluated (unreadable
+    file, type mismatch). GX nests it one level deeper, per metric, when several metrics failed."""
+    if not isinstance(info, dict):
+        return None
+    if info.get("raised_exception"):
+        lines = [ln.strip() for ln in str(info.get("exception_message") or "unknown error").splitlines() if ln.strip()]
+        # A Spark failure arrives as py4j's "An error occurred while calling o123.x" followed by
+        # the JVM exception: show the JVM line, which says what is wrong with which file.
+        jvm = [ln for ln in lines if "Exception: " in ln]
+        return (jvm[0].split("Exception: ", 1)[1] if jvm else lines[0])[:500]
+    for value in info.values():
+        found = _exception_message(value)
+        if found:
+            return found
+    return None
 
 
 _RUNNER: _Runner | None = None

@@ -20,8 +20,11 @@ def spark_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def get_spark(app_name: str, settings: Settings | None = None) -> SparkSession:
+def get_spark(app_name: str, settings: Settings | None = None, *, hive: bool = True) -> SparkSession:
     """Return the active session (spark-submit) or build a local one with Hive support.
+
+    ``hive=False`` is for commands on plain files (readout, drift): they need no metastore,
+    so they never wait for, or lock, the embedded Derby database.
 
     Under spark-submit the master and properties come from the submit command (see
     ``Settings.spark_conf``); builder settings below only fill what is not set yet.
@@ -35,9 +38,13 @@ def get_spark(app_name: str, settings: Settings | None = None) -> SparkSession:
     builder = SparkSession.builder.appName(app_name)
     if "spark.master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", "") and not _under_spark_submit():
         builder = builder.master(settings.spark_master)
-    for key, value in settings.spark_conf().items():
+    conf = settings.spark_conf()
+    if not hive:
+        conf = {k: v for k, v in conf.items() if "derby" not in v and "jdo" not in k}
+        conf["spark.sql.catalogImplementation"] = "in-memory"
+    for key, value in conf.items():
         builder = builder.config(key, value)
-    spark = builder.enableHiveSupport().getOrCreate()
+    spark = (builder.enableHiveSupport() if hive else builder).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
 

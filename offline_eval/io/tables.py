@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from offline_eval.config import Settings, validate_ds, validate_sql_name
 from offline_eval.contract import INPUT_TABLES, OUTPUT_TABLES, PARTITION_COLUMN, TableSpec
+from offline_eval.errors import DataError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 ALL_TABLES: dict[str, TableSpec] = {**INPUT_TABLES, **OUTPUT_TABLES}
 
 
-class MissingPartitionError(RuntimeError):
+class MissingPartitionError(DataError):
     """An input partition the run depends on does not exist."""
 
     def __init__(self, table: str, ds: str) -> None:

@@ -7,6 +7,7 @@ import time
 
 from offline_eval.config import DayConfig, Settings
 from offline_eval.contract import INPUT_TABLES
+from offline_eval.errors import DataError
 from offline_eval.io.gx import TableValidation, validate_partition
 from offline_eval.io.paths import validation_dir, write_json_atomic
 from offline_eval.io.spark import get_spark
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 ROW_COUNT_LOW, ROW_COUNT_HIGH = 0.2, 5.0
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(DataError):
     """One or more input partitions failed their expectation suite (or are missing)."""
 
 

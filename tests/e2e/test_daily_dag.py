@@ -122,13 +122,19 @@ def test_corrupted_partition_fails_the_gate_and_changes_nothing(state):
     table = pq.read_table(orders)
     prices = table.column("price").to_pylist()
     prices[0] = -9.99
-    pq.write_table(table.set_column(table.schema.get_field_index("price"), "price", [prices]), orders)
+    # INT96 timestamps: what Spark reads back as TIMESTAMP, as any Hive-compatible writer would.
+    pq.write_table(table.set_column(table.schema.get_field_index("price"), "price", [prices]), orders,
+                   use_deprecated_int96_timestamps=True)
+    # The local file system keeps a Hadoop checksum beside each file; a foreign writer has none.
+    orders.with_name(f".{orders.name}.crc").unlink(missing_ok=True)
     before = _metrics(state)
 
-    proc = _sh(state, f"airflow tasks test offline_eval_daily validate {DS}", check=False)
+    proc = _sh(state, f"airflow dags test offline_eval_daily {DS}", check=False)
 
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    assert proc.returncode != 0 and "DagRun failed" in out
+    # Exit code 3 (bad data) fails the task without spending its retry.
+    assert "input data failed validation (exit code 3); not retrying" in out
     assert f"table orders, partition ds={DS}" in out
     assert "expect_column_values_to_be_between on column price: 1 unexpected rows" in out
     validation = json.loads((state / "reports" / "validation" / DS / "validation.json").read_text())

@@ -1,0 +1,46 @@
+"""Airflow glue shared by the DAGs: spark-submit that knows which failures a retry can fix.
+
+The job entry points (``offline_eval.cli.main``) exit with a code that says what went wrong:
+
+* 1: anything else (lost executor, metastore lock, out of memory): worth a retry;
+* 2: bad configuration or arguments: a retry gives the same answer;
+* 3: bad input data (a failed expectation suite, a missing partition): a retry gives the
+  same answer until someone fixes the data, so the task fails at once and the day's
+  downstream tasks never start.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+EXIT_DATA_INVALID = 3
+NOT_RETRYABLE = {EXIT_CONFIG: "configuration error", EXIT_DATA_INVALID: "input data failed validation"}
+
+
+class SparkJobOperator(SparkSubmitOperator):
+    """``SparkSubmitOperator`` that fails without retries when the job reports a data or
+    configuration error through its exit code.
+
+    With ``deploy-mode cluster`` spark-submit does not return the driver's exit code, so every
+    failure there is retried as usual.
+    """
+
+    def execute(self, context: Any) -> None:
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            code = self.exit_code()
+            if code in NOT_RETRYABLE:
+                raise AirflowFailException(
+                    f"{self.task_id}: {NOT_RETRYABLE[code]} (exit code {code}); not retrying. "
+                    "The job's log above names the table, partition and check."
+                ) from exc
+            raise
+
+    def exit_code(self) -> int | None:
+        proc = getattr(self._hook, "_submit_sp", None) if self._hook is not None else None
+        return getattr(proc, "returncode", None)

@@ -1,0 +1,1 @@
+"""Human-facing renderings (HTML, Markdown, text) of results computed elsewhere. No IO."""
