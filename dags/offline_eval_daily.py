@@ -30,42 +30,19 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from pathlib import Path
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from offline_eval.config import Settings
-from offline_eval.io.spark import spark_env
-from offline_eval.orchestration import SparkJobOperator
-
-SPARK_JOBS = Path(__file__).resolve().parents[1] / "spark_jobs"
-SPARK_POOL = "offline_eval_spark"
-SPARK_CONN_ID = os.environ.get("OFFLINE_EVAL_SPARK_CONN_ID", "spark_default")
+from offline_eval.orchestration import spark_job
 
 # Environment only (no Airflow Variables at parse time): where the warehouse, metastore and
 # MLflow live is deployment configuration.
-_SETTINGS = Settings.from_env()
 # Optional last day to schedule (yyyy-mm-dd). The demo sets it to its last generated day so
 # that unpausing the DAG for the backfill does not also schedule a run for today, whose
 # partitions do not exist.
 _END = os.environ.get("OFFLINE_EVAL_DAILY_END_DATE")
 _DAY_ARGS = ["--ds", "{{ ds }}", "--sample-rows", "{{ params.sample_rows }}"]
-
-
-def _spark_task(task_id: str, script: str, retries: int) -> SparkJobOperator:
-    return SparkJobOperator(
-        task_id=task_id,
-        application=str(SPARK_JOBS / script),
-        application_args=_DAY_ARGS,
-        conn_id=SPARK_CONN_ID,
-        conf=_SETTINGS.spark_conf(),
-        env_vars=spark_env(_SETTINGS),
-        name=f"offline-eval-{task_id}-{{{{ ds }}}}",
-        pool=SPARK_POOL,
-        retries=retries,
-        execution_timeout=timedelta(hours=2),
-    )
 
 
 @dag(
@@ -86,8 +63,8 @@ def _spark_task(task_id: str, script: str, retries: int) -> SparkJobOperator:
 def offline_eval_daily() -> None:
     # A failed suite exits with the "bad data" code and fails at once (SparkJobOperator);
     # one retry covers a transient failure (metastore lock, lost executor).
-    validate = _spark_task("validate", "validate_inputs.py", retries=1)
-    compute = _spark_task("compute", "compute_metrics.py", retries=2)
+    validate = spark_job("validate", "validate_inputs.py", _DAY_ARGS, retries=1)
+    compute = spark_job("compute", "compute_metrics.py", _DAY_ARGS, retries=2)
 
     @task(retries=2)
     def publish(ds: str | None = None, run_id: str | None = None, params: dict | None = None) -> list[dict]:

@@ -97,6 +97,22 @@ def cmd_readout(args: argparse.Namespace) -> object:
     return result
 
 
+def cmd_ab_readout(args: argparse.Namespace) -> object:
+    from offline_eval.jobs import ab_readout
+
+    result = ab_readout.run(args.ds, experiment=args.experiment or None, start=args.start or None,
+                            pre_days=args.pre_days, alpha=args.alpha, correction=args.correction)
+    if args.mlflow:
+        result["mlflow"] = ab_readout.publish(args.ds, experiment=args.experiment or None, dag_run_id=args.dag_run_id)
+    return result
+
+
+def cmd_ab_publish(args: argparse.Namespace) -> object:
+    from offline_eval.jobs import ab_readout
+
+    return ab_readout.publish(args.ds, experiment=args.experiment or None, dag_run_id=args.dag_run_id)
+
+
 def _add_day_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ds", required=True, help="partition date yyyy-MM-dd to evaluate")
     p.add_argument("--cadence", default="daily", choices=["daily", "weekly"])
@@ -157,6 +173,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--html", help="also write the HTML readout (table, forest plot, SRM banner)")
     r.add_argument("--markdown", help="also write the Markdown readout")
     r.set_defaults(func=cmd_readout)
+
+    a = sub.add_parser("ab-readout", help="A/B readout of the pipeline's experiments from the Hive logs")
+    a.add_argument("--ds", required=True, help="last day of the readout window")
+    a.add_argument("--experiment", default="", help="experiment id (default: every experiment running on --ds)")
+    a.add_argument("--start", default="", help="first day of the window (default: the experiment's first day)")
+    a.add_argument("--pre-days", type=int, default=7, help="days before the experiment used as CUPED covariates")
+    a.add_argument("--alpha", type=float, default=0.05)
+    a.add_argument("--correction", choices=["none", "holm", "bh"], default="holm")
+    a.add_argument("--mlflow", action="store_true", help="also log the readout to MLflow")
+    a.add_argument("--dag-run-id", default="manual")
+    a.set_defaults(func=cmd_ab_readout)
+    ap = sub.add_parser("ab-publish", help="log the A/B readouts written for --ds to MLflow")
+    ap.add_argument("--ds", required=True)
+    ap.add_argument("--experiment", default="")
+    ap.add_argument("--dag-run-id", default="manual")
+    ap.set_defaults(func=cmd_ab_publish)
 
     s = sub.add_parser("summary", help="print per version and day: CTR, CVR, GMV per user, new-user share")
     s.add_argument("--model", default="home_feed_ctr")

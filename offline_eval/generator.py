@@ -27,6 +27,9 @@ DEVICES = ("app_ios", "app_android", "web", "mini_program")
 REGIONS = tuple(f"r{i}" for i in range(1, 9))
 
 
+USER_APPEAL_SD = 0.6
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Knobs of the demo world. Defaults are the story in docs/demo_scenario.md."""
@@ -38,6 +41,9 @@ class Scenario:
     promo_day: int = 10  # day index of the promotion start (2026-06-18 by default)
     model_name: str = "home_feed_ctr"
     experiment_id: str = "exp_home_feed_v2"
+    # First day of the A/B test; before it every user gets the control model and no experiment
+    # (experiment_id null), which gives the readout a clean pre-period for CUPED.
+    experiment_start: str = "2026-06-11"
     control_version: str = "v1"
     treatment_version: str = "v2"
     base_users: int = 40_000
@@ -65,6 +71,7 @@ class Scenario:
 
     def __post_init__(self) -> None:
         validate_ds(self.start)
+        validate_ds(self.experiment_start)
         for name in ("model_name", "experiment_id", "control_version", "treatment_version"):
             validate_identifier(getattr(self, name), name)
         if self.days < 1 or self.impressions_per_day < SLOTS_PER_REQUEST:
@@ -79,6 +86,11 @@ class Scenario:
     @property
     def dates(self) -> list[str]:
         return [(self.start_date + dt.timedelta(days=k)).isoformat() for k in range(self.days)]
+
+    @property
+    def experiment_day(self) -> int:
+        """Day index of the experiment start (0 if it started before the window)."""
+        return max(0, (dt.date.fromisoformat(self.experiment_start) - self.start_date).days)
 
     @property
     def promo_ds(self) -> str:
@@ -109,6 +121,7 @@ class Scenario:
             "before_promo": phase(self.new_user_share, self.coverage_gap, self.ctr_returning, self.ctr_new),
             "promo": phase(self.promo_new_user_share, self.promo_coverage_gap, self.promo_ctr_returning, self.promo_ctr_new),
             "treatment_vs_control": {
+                "experiment_start": self.experiment_start,
                 "ctr_relative_lift": self.treatment_ctr_lift,
                 "cvr_relative_lift": self.treatment_order_lift,
                 "orders_per_user_relative_lift": (1 + self.treatment_ctr_lift) * (1 + self.treatment_order_lift) - 1,
@@ -191,6 +204,7 @@ def _days(spark: SparkSession, sc: Scenario) -> DataFrame:
         .withColumn("date", F.date_add(F.lit(sc.start).cast("date"), F.col("k")))
         .withColumn("ds", F.date_format("date", "yyyy-MM-dd"))
         .withColumn("promo", F.col("k") >= sc.promo_day)
+        .withColumn("in_experiment", F.col("k") >= sc.experiment_day)
     )
 
 
@@ -292,7 +306,8 @@ def _sessions(spark: SparkSession, sc: Scenario, rng: _Rng, days: DataFrame, use
         + (signup_offset + NEW_WINDOW_DAYS - 1) * block
         + F.floor(rng.uniform("new_uid", k, s) * new_block)
     )
-    old_uid = F.floor(rng.uniform("old_uid", k, s) * sc.base_users)
+    # Some returning users visit far more often than others (heavy users have low ids).
+    old_uid = F.floor(F.pow(rng.uniform("old_uid", k, s), F.lit(1.5)) * sc.base_users)
     sess = (
         spark.range(per_day)
         .withColumnRenamed("id", "s")
@@ -317,8 +332,11 @@ def _sessions(spark: SparkSession, sc: Scenario, rng: _Rng, days: DataFrame, use
     promo_new = F.col("is_new") & F.col("promo")
     return (
         sess.join(users.select("user_id", "signup_date", "region", "promo_user"), on="user_id", how="left")
-        .withColumn("experiment_id", F.lit(sc.experiment_id))
-        .withColumn("variant", F.when(rng.uniform("assign", uid) < 0.5, "control").otherwise("treatment"))
+        .withColumn("experiment_id", F.when(F.col("in_experiment"), F.lit(sc.experiment_id)))
+        .withColumn(
+            "variant",
+            F.when(F.col("in_experiment") & (rng.uniform("assign", uid) >= 0.5), "treatment").otherwise("control"),
+        )
         .withColumn(
             "platform",
             F.when(promo_new, rng.choice("dev_p", DEVICES, (0.1, 0.3, 0.05, 0.55), k, F.col("s"))).otherwise(
@@ -375,6 +393,9 @@ def _impressions(spark: SparkSession, sc: Scenario, rng: _Rng, sessions: DataFra
         )
         .withColumn("impression_ts", F.col("session_start_ts") + F.expr("INTERVAL 2 SECONDS"))
         .withColumn("pos_factor", pos_factor)
+        # A user's propensity to click, mean 1 and stable across days: what CUPED's
+        # pre-period covariate can explain.
+        .withColumn("user_appeal", F.exp(F.lit(USER_APPEAL_SD) * rng.normal("appeal", uid) - F.lit(USER_APPEAL_SD**2 / 2)))
         .withColumn("f_user_tenure_days", tenure.cast("int"))
         .withColumn("f_user_orders_90d", orders_90d.cast("int"))
         .withColumn(
@@ -415,7 +436,7 @@ def _click_probability(df: DataFrame, sc: Scenario) -> DataFrame:
         .when(promo, sc.promo_ctr_returning)
         .otherwise(sc.ctr_returning)
     )
-    item = F.when(F.col("new_item_slot"), sc.new_item_ctr_factor).otherwise(1.0) * F.col("quality")
+    item = F.when(F.col("new_item_slot"), sc.new_item_ctr_factor).otherwise(1.0) * F.col("quality") * F.col("user_appeal")
     untreated = F.least(F.lit(0.9), base * F.col("pos_factor") * item)
     lift = F.when(F.col("variant") == "treatment", 1 + sc.treatment_ctr_lift).otherwise(1.0)
     return df.withColumn("p_click_base", untreated).withColumn("p_click", F.least(F.lit(0.9), untreated * lift))

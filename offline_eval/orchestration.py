@@ -44,3 +44,32 @@ class SparkJobOperator(SparkSubmitOperator):
     def exit_code(self) -> int | None:
         proc = getattr(self._hook, "_submit_sp", None) if self._hook is not None else None
         return getattr(proc, "returncode", None)
+
+
+SPARK_POOL = "offline_eval_spark"
+
+
+def spark_job(task_id: str, script: str, application_args: list[str], *, retries: int = 2, **kwargs: Any) -> SparkJobOperator:
+    """A task that spark-submits ``spark_jobs/<script>`` the way every DAG of the project does:
+    master from the Spark connection, the shared pool (one slot with the embedded Derby
+    metastore), the driver settings of ``Settings.from_env()``."""
+    import os
+    from datetime import timedelta
+
+    from offline_eval.config import Settings, project_root
+    from offline_eval.io.spark import spark_env
+
+    settings = Settings.from_env()
+    return SparkJobOperator(
+        task_id=task_id,
+        application=str(project_root() / "spark_jobs" / script),
+        application_args=application_args,
+        conn_id=os.environ.get("OFFLINE_EVAL_SPARK_CONN_ID", "spark_default"),
+        conf=settings.spark_conf(),
+        env_vars=spark_env(settings),
+        name=f"offline-eval-{task_id}-{{{{ ds }}}}",
+        pool=SPARK_POOL,
+        retries=retries,
+        execution_timeout=kwargs.pop("execution_timeout", timedelta(hours=2)),
+        **kwargs,
+    )

@@ -2,6 +2,8 @@
 # Backfill offline_eval_daily over START..END with the real Airflow scheduler, show progress
 # until every run has finished, then stop the components this script started.
 #   scripts/backfill.sh START END [none|failed|completed]
+# With AB_READOUT_DAY=D set, also backfill offline_eval_ab_readout for day D (the A/B readout
+# of every experiment running on D, over its window up to D).
 set -euo pipefail
 START="$1"; END="$2"; REPROCESS="${3:-completed}"
 DAG_ID="offline_eval_daily"
@@ -14,11 +16,24 @@ echo "-> airflow backfill create --dag-id $DAG_ID --from-date $START --to-date $
 airflow backfill create --dag-id "$DAG_ID" --from-date "$START" --to-date "$END" \
   --reprocess-behavior "$REPROCESS" --max-active-runs "${BACKFILL_MAX_ACTIVE_RUNS:-2}" \
   > "$AIRFLOW_COMPONENT_LOGS/backfill-create.log" 2>&1 || { tail -20 "$AIRFLOW_COMPONENT_LOGS/backfill-create.log"; exit 1; }
+AB_DAG_ID="offline_eval_ab_readout"
+if [ -n "${AB_READOUT_DAY:-}" ]; then
+  echo "-> airflow backfill create --dag-id $AB_DAG_ID --from-date $AB_READOUT_DAY --to-date $AB_READOUT_DAY"
+  airflow backfill create --dag-id "$AB_DAG_ID" --from-date "$AB_READOUT_DAY" --to-date "$AB_READOUT_DAY" \
+    --reprocess-behavior completed > "$AIRFLOW_COMPONENT_LOGS/backfill-create-ab.log" 2>&1 \
+    || { tail -20 "$AIRFLOW_COMPONENT_LOGS/backfill-create-ab.log"; exit 1; }
+  airflow dags unpause "$AB_DAG_ID" > /dev/null
+fi
 # Runs of a paused DAG stay queued: unpause for the backfill, pause again afterwards.
 airflow dags unpause "$DAG_ID" > /dev/null
 trap airflow_stop EXIT
 airflow_start
 status=0
 python "$(dirname "$0")/wait_for_backfill.py" --dag-id "$DAG_ID" --start "$START" --end "$END" --timeout "${BACKFILL_TIMEOUT:-5400}" || status=$?
+if [ -n "${AB_READOUT_DAY:-}" ]; then
+  python "$(dirname "$0")/wait_for_backfill.py" --dag-id "$AB_DAG_ID" --start "$AB_READOUT_DAY" --end "$AB_READOUT_DAY" \
+    --timeout "${BACKFILL_TIMEOUT:-5400}" || status=$?
+  airflow dags pause "$AB_DAG_ID" > /dev/null
+fi
 airflow dags pause "$DAG_ID" > /dev/null
 exit $status

@@ -10,18 +10,22 @@ echo "== 1/3 generate $DAYS days of logs from $START ($IMPRESSIONS_PER_DAY impre
 offline-eval generate --start "$START" --days "$DAYS" --impressions-per-day "$IMPRESSIONS_PER_DAY" > /dev/null
 
 echo "== 2/3 evaluate $START..$END: airflow backfill of offline_eval_daily (validate -> compute -> publish)"
+echo "        and of offline_eval_ab_readout for $END (A/B readout of the experiment up to $END)"
 # The demo's days are in the past: schedule nothing after them (no run for today).
 export OFFLINE_EVAL_DAILY_END_DATE="$END"
 status=0
-bash scripts/backfill.sh "$START" "$END" completed || status=$?
+AB_READOUT_DAY="$END" bash scripts/backfill.sh "$START" "$END" completed || status=$?
 
 echo "== 3/3 summary"
 offline-eval summary --start "$START" --end "$END"
+AB_MD="$OFFLINE_EVAL_REPORTS/ab/exp_home_feed_v2/$END/readout.md"
+if [ -f "$AB_MD" ]; then echo; sed -e '/^Methods:/d' "$AB_MD"; fi
 elapsed=$(( $(date +%s) - t0 ))
 cat <<TXT
 
 Done in $((elapsed / 60)) min $((elapsed % 60)) s.
 - Reports:   $OFFLINE_EVAL_REPORTS/<model>/<version>/<ds>/report.html (open in a browser)
+- A/B:       $OFFLINE_EVAL_REPORTS/ab/exp_home_feed_v2/$END/readout.html (true lifts: docs/demo_scenario.md)
 - GX results: $OFFLINE_EVAL_REPORTS/validation/<ds>/validation.json
 - MLflow:    make mlflow-ui, then http://127.0.0.1:5000 (experiment home_feed_ctr, one run per version and day)
 - Tables:    Hive database offline_eval in $OFFLINE_EVAL_HOME/warehouse (metrics_daily)

@@ -66,3 +66,12 @@ def test_position_weights_have_mean_one():
     w = _position_weights()
     assert sum(w) / len(w) == pytest.approx(1.0)
     assert w[0] > w[1] > w[-1]
+
+
+def test_no_experiment_before_its_start(spark):
+    sc = Scenario(**{**SMALL, "start": "2026-06-09", "experiment_start": "2026-06-10", "promo_day": 5})
+    sessions = generate(spark, sc)["sessions"]
+    got = {(r.ds, r.experiment_id, r.variant) for r in sessions.select("ds", "experiment_id", "variant").distinct().collect()}
+    assert got == {("2026-06-09", None, "control"),
+                   ("2026-06-10", sc.experiment_id, "control"), ("2026-06-10", sc.experiment_id, "treatment"),
+                   ("2026-06-11", sc.experiment_id, "control"), ("2026-06-11", sc.experiment_id, "treatment")}

@@ -83,7 +83,7 @@ def experiment_id(c: MlflowClient, settings: Settings, model_name: str) -> str:
         return exp.experiment_id
 
 
-def find_runs(c: MlflowClient, exp_id: str, key: RunKey) -> list:
+def find_runs(c: MlflowClient, exp_id: str, key: RunKey | AbRunKey) -> list:
     # Tag values are validated identifiers/dates, so they need no escaping in the filter.
     flt = " and ".join(f"tags.`{k}` = '{v}'" for k, v in key.tags.items())
     return c.search_runs([exp_id], filter_string=flt, max_results=10, order_by=["attributes.start_time ASC"])
@@ -99,7 +99,7 @@ def _same(a: float, b: float) -> bool:
 
 def log_day(
     settings: Settings,
-    key: RunKey,
+    key: RunKey | AbRunKey,
     metrics: Mapping[str, float | None],
     params: Mapping[str, str],
     tags: Mapping[str, str],
@@ -145,3 +145,64 @@ def _compatible(run, values: Mapping[str, float], params: Mapping[str, str]) -> 
     same_metrics = all(_same(logged[k], v) for k, v in values.items() if k in logged)
     same_params = all(run.data.params.get(k, v) == v for k, v in params.items())
     return same_metrics and same_params and set(logged) <= set(values)
+
+
+@dataclass(frozen=True)
+class AbRunKey:
+    """One MLflow run per (experiment, last day of the readout window), in the model's
+    MLflow experiment, beside the daily runs of the versions it compares."""
+
+    model_name: str
+    experiment_id: str
+    ds: str
+    cadence: str = "ab_readout"
+
+    def __post_init__(self) -> None:
+        validate_identifier(self.model_name, "model name")
+        validate_identifier(self.experiment_id, "experiment id")
+        validate_ds(self.ds)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {f"{TAG_PREFIX}model_name": self.model_name, f"{TAG_PREFIX}ab_experiment": self.experiment_id,
+                f"{TAG_PREFIX}ds": self.ds, f"{TAG_PREFIX}cadence": self.cadence}
+
+    @property
+    def run_name(self) -> str:
+        return f"A/B {self.experiment_id} {self.ds}"
+
+    @property
+    def step(self) -> int:
+        return (dt.date.fromisoformat(self.ds) - _EPOCH).days
+
+    @property
+    def timestamp_ms(self) -> int:
+        return self.step * 86_400_000
+
+
+def readout_metrics(readout: Mapping) -> dict[str, float | None]:
+    """Flat MLflow metrics of a readout: ``<metric>/<arm>/{rel_lift,ci_low,ci_high,p_value_adjusted}``."""
+    out: dict[str, float | None] = {"srm/p_value": readout["srm"]["p_value"], "srm/flag": float(readout["srm"]["flag"])}
+    for arm, n in readout["srm"]["counts"].items():
+        out[f"users/{validate_identifier(arm, 'variant')}"] = float(n)
+    for r in readout["metrics"]:
+        prefix = f"{r['metric']}/{validate_identifier(r['variant'], 'variant')}"
+        for field in ("rel_lift", "rel_ci_low", "rel_ci_high", "abs_diff", "ci_low", "ci_high", "p_value",
+                      "p_value_adjusted", "mean_control", "mean_variant", "variance_reduction"):
+            out[f"{prefix}/{field}"] = r.get(field)
+    return out
+
+
+def log_readout(settings: Settings, readout: Mapping, report_dir: Path, dag_run_id: str) -> dict[str, str]:
+    """Log one experiment readout with tags naming the experiment and every model version."""
+    key = AbRunKey(readout["model_name"], readout["experiment_id"], readout["window"]["end"])
+    versions = readout.get("model_versions") or {}
+    tags = {f"{TAG_PREFIX}dag_run_id": dag_run_id}
+    for arm, vs in versions.items():
+        tags[f"{TAG_PREFIX}{validate_identifier(arm, 'variant')}_version"] = ",".join(
+            validate_identifier(v, "model version") for v in vs)
+    params = {"window_start": readout["window"]["start"], "window_end": readout["window"]["end"],
+              "pre_period": (f"{readout['pre_period']['start']}..{readout['pre_period']['end']}"
+                             if readout.get("pre_period") else "none"),
+              "alpha": str(readout["alpha"]), "correction": readout["correction"]}
+    return log_day(settings, key, readout_metrics(readout), params, tags, {"ab_readout": report_dir})  # type: ignore[arg-type]

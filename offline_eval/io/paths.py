@@ -22,6 +22,11 @@ def day_report_dir(settings: Settings, model_name: str, model_version: str, ds: 
     )
 
 
+def ab_report_dir(settings: Settings, experiment_id: str, ds: str) -> Path:
+    """reports/ab/<experiment>/<last day of the readout window>/"""
+    return settings.reports_dir / "ab" / validate_identifier(experiment_id, "experiment id") / validate_ds(ds)
+
+
 def validation_dir(settings: Settings, ds: str) -> Path:
     """reports/validation/<ds>/: the GX results of one day's input partitions."""
     return settings.reports_dir / "validation" / validate_ds(ds)

@@ -79,3 +79,68 @@ def arm_moments(units: DataFrame, variant_col: str, metrics: Sequence[MetricSpec
         .groupBy(F.col(variant_col).cast("string").alias("variant"))
         .agg(*aggs)
     )
+
+
+# The experiment readout of the pipeline: per-unit (user) metrics over the readout window,
+# with the same metrics over the pre-period as CUPED covariates.
+UNIT_COLUMNS = ("impressions", "clicks", "orders", "gmv", "clicked", "converted")
+
+
+def experiment_metrics() -> list[MetricSpec]:
+    """What the pipeline reads out for every experiment (docs/ab_readout.md)."""
+    return [
+        MetricSpec("ctr", "ratio", "clicks", denominator="impressions"),
+        MetricSpec("cvr", "ratio", "orders", denominator="clicks"),
+        MetricSpec("gmv_per_user", "mean", "gmv", covariate="pre_gmv"),
+        MetricSpec("orders_per_user", "mean", "orders", covariate="pre_orders"),
+        MetricSpec("click_through_users", "proportion", "clicked", covariate="pre_clicked"),
+        MetricSpec("conversion", "proportion", "converted", covariate="pre_converted"),
+        MetricSpec("impressions_per_user", "mean", "impressions", covariate="pre_impressions"),
+    ]
+
+
+GUARDRAILS = ("impressions_per_user",)
+
+
+def per_user(funnel: DataFrame) -> DataFrame:
+    """Impression-grain funnel rows -> one row per user with UNIT_COLUMNS."""
+    from pyspark.sql import functions as F
+
+    return (
+        funnel.groupBy("user_id")
+        .agg(
+            F.count(F.lit(1)).cast("double").alias("impressions"),
+            F.sum("clicked").cast("double").alias("clicks"),
+            F.sum("orders").cast("double").alias("orders"),
+            F.sum("gmv").cast("double").alias("gmv"),
+        )
+        .withColumn("clicked", (F.col("clicks") > 0).cast("double"))
+        .withColumn("converted", (F.col("orders") > 0).cast("double"))
+    )
+
+
+def exposed_units(sessions: DataFrame, experiment_id: str) -> DataFrame:
+    """(user_id, variant, arms): one row per user exposed to the experiment; ``arms`` > 1
+    marks a user seen in several arms (an assignment leak), which the readout excludes."""
+    from pyspark.sql import functions as F
+
+    return (
+        sessions.where(F.col("experiment_id") == F.lit(experiment_id))
+        .groupBy("user_id")
+        .agg(F.min("variant").alias("variant"), F.countDistinct("variant").alias("arms"))
+    )
+
+
+def experiment_units(exposed: DataFrame, window: DataFrame, pre: DataFrame) -> DataFrame:
+    """Exposed users with their window metrics and ``pre_*`` covariates; absent -> 0 (a user
+    who saw nothing clicked nothing). Leaked users (arms > 1) are dropped here."""
+    from pyspark.sql import functions as F
+
+    pre = pre.select("user_id", *[F.col(c).alias(f"pre_{c}") for c in UNIT_COLUMNS])
+    return (
+        exposed.where(F.col("arms") == 1)
+        .drop("arms")
+        .join(window, "user_id", "left")
+        .join(pre, "user_id", "left")
+        .fillna(0.0)
+    )

@@ -19,7 +19,7 @@ def dagbag():
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert "offline_eval_daily" in dagbag.dags
+    assert {"offline_eval_daily", "offline_eval_ab_readout"} <= set(dagbag.dags)
 
 
 def test_daily_structure(dagbag):
@@ -33,6 +33,19 @@ def test_daily_structure(dagbag):
     assert dag.params["sample_rows"] == 50_000
 
 
+def test_ab_readout_dag(dagbag):
+    dag = dagbag.dags["offline_eval_ab_readout"]
+    assert {"offline-eval", "ab"} <= set(dag.tags)
+    assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
+        "readout": ["log_to_mlflow"], "log_to_mlflow": []}
+    readout = dag.get_task("readout")
+    assert readout.application.endswith("spark_jobs/ab_readout.py") and readout.pool == "offline_eval_spark"
+    assert readout.application_args[:2] == ["--ds", "{{ params.end or ds }}"]
+    assert set(dag.params) == {"experiment", "start", "end", "correction"}
+    assert dag.params["correction"] == "holm"
+    assert "reports/ab/<experiment>/<ds>/" in dag.doc_md
+
+
 def test_daily_runs_evaluate_their_interval_start(dagbag):
     """A data-interval timetable: the run after midnight ending day D has logical date D."""
     dag = dagbag.dags["offline_eval_daily"]
@@ -41,15 +54,17 @@ def test_daily_runs_evaluate_their_interval_start(dagbag):
 
 
 def test_spark_tasks_are_spark_submits_on_the_shared_pool(dagbag):
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
     dag = dagbag.dags["offline_eval_daily"]
     for task_id, script in (("validate", "validate_inputs.py"), ("compute", "compute_metrics.py")):
         task = dag.get_task(task_id)
-        assert type(task).__name__ == "SparkSubmitOperator"
+        assert isinstance(task, SparkSubmitOperator) and type(task).__name__ == "SparkJobOperator"
         assert task.pool == "offline_eval_spark"
         assert task.application.endswith(f"spark_jobs/{script}")
         assert task.application_args[:2] == ["--ds", "{{ ds }}"]
         assert task.conf["spark.sql.sources.partitionOverwriteMode"] == "dynamic"
-    assert dag.get_task("validate").retries == 1  # a failed suite is not transient
+    assert dag.get_task("validate").retries == 1  # a failed suite fails at once (exit code 3)
 
 
 def test_spark_master_comes_from_the_connection(monkeypatch):
@@ -72,3 +87,22 @@ def test_dag_files_import_no_heavy_libraries_at_parse_time():
         names = {(n.module or "").split(".")[0] for n in top if isinstance(n, ast.ImportFrom)}
         names |= {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names}
         assert not names & HEAVY, f"{path.name} imports {names & HEAVY} at module level"
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("code, fails_at_once", [(3, True), (2, True), (1, False)])
+def test_bad_data_exit_code_fails_without_retry(tmp_path, monkeypatch, code, fails_at_once):
+    """A real spark-submit of a job that exits with ``code``: data and config errors (3, 2)
+    raise AirflowFailException, which Airflow never retries; anything else stays retryable."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from offline_eval.orchestration import SparkJobOperator
+
+    job = tmp_path / "job.py"
+    job.write_text(f"import sys\nsys.exit({code})\n")
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "local[1]"}')
+    op = SparkJobOperator(task_id="validate", application=str(job), conn_id="spark_default")
+    with pytest.raises(AirflowException) as err:
+        op.execute({})
+    assert isinstance(err.value, AirflowFailException) is fails_at_once
+    assert op.exit_code() == code

@@ -1,0 +1,174 @@
+"""A/B readout of the pipeline's experiments: per-user sufficient statistics in Spark from
+the logs, statistics on the driver, JSON/HTML/Markdown under reports/ab/<experiment>/<ds>/.
+
+Window: from the experiment's first day (or ``start``) to ``end``. Exposure: users with a
+session assigned to the experiment in the window. Pre-period for CUPED: the ``pre_days`` days
+before the experiment's first day, when the logs have them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from offline_eval.config import ConfigError, Settings, validate_ds, validate_identifier
+from offline_eval.errors import DataError
+from offline_eval.io.paths import ab_report_dir, replace_dir, write_json_atomic, write_text_atomic
+from offline_eval.io.spark import get_spark
+from offline_eval.io.tables import Tables
+from offline_eval.jobs.readout import collect_moments
+from offline_eval.metrics.ab import GUARDRAILS, exposed_units, experiment_metrics, experiment_units, per_user
+from offline_eval.metrics.funnel import impression_funnel
+from offline_eval.reporting.ab import to_html, to_markdown
+from offline_eval.stats.readout import build_readout
+
+log = logging.getLogger(__name__)
+
+LOOKBACK_DAYS = 120  # how far back to look for an experiment's first day
+ATTRIBUTION_TAIL_DAYS = 1  # orders of the window's last clicks may land the next day
+
+
+def _shift(ds: str, days: int) -> str:
+    return (dt.date.fromisoformat(ds) + dt.timedelta(days=days)).isoformat()
+
+
+def running_experiments(tables: Tables, ds: str) -> list[str]:
+    from pyspark.sql import functions as F
+
+    rows = tables.read("sessions", ds).where(F.col("experiment_id").isNotNull()).select("experiment_id").distinct()
+    return sorted(validate_identifier(r[0], "experiment id") for r in rows.collect())
+
+
+def _funnel_per_user(tables: Tables, start: str, end: str, experiment_id: str | None):
+    from pyspark.sql import functions as F
+
+    impressions = tables.read_range("impressions", start, end)
+    if experiment_id is not None:
+        impressions = impressions.where(F.col("experiment_id") == F.lit(experiment_id))
+    tail = _shift(end, ATTRIBUTION_TAIL_DAYS)
+    funnel = impression_funnel(
+        impressions,
+        tables.read_range("clicks", start, tail),
+        tables.read_range("add_to_cart", start, tail),
+        tables.read_range("orders", start, tail),
+    )
+    return per_user(funnel), impressions
+
+
+def readout_experiment(
+    tables: Tables, experiment_id: str, end: str, *, start: str | None = None, pre_days: int = 7,
+    alpha: float = 0.05, correction: str = "holm",
+) -> dict[str, Any]:
+    from pyspark.sql import functions as F
+
+    experiment_id = validate_identifier(experiment_id, "experiment id")
+    sessions = tables.read_range("sessions", _shift(end, -LOOKBACK_DAYS), end).where(
+        F.col("experiment_id") == F.lit(experiment_id))
+    first = sessions.agg(F.min("ds")).first()[0]
+    if first is None:
+        raise DataError(f"table sessions, partitions up to ds={end}: no sessions of experiment {experiment_id} "
+                        f"(check: experiment exposure in the last {LOOKBACK_DAYS} days)")
+    start = max(validate_ds(start), first) if start else first
+    if start > end:
+        raise ConfigError(f"readout window {start}..{end} is empty (experiment {experiment_id} starts {first})")
+    pre_start, pre_end = _shift(first, -pre_days), _shift(first, -1)
+
+    t0 = time.monotonic()
+    exposed = exposed_units(sessions.where(F.col("ds").between(start, end)), experiment_id).cache()
+    window, impressions = _funnel_per_user(tables, start, end, experiment_id)
+    pre, _ = _funnel_per_user(tables, pre_start, pre_end, None) if pre_days > 0 else (None, None)
+    has_pre = pre_days > 0 and tables.read_range("impressions", pre_start, pre_end).limit(1).count() > 0
+    specs = experiment_metrics()
+    if not has_pre:
+        specs = [dataclasses.replace(m, covariate=None) for m in specs]
+        pre = window.limit(0)
+    units = experiment_units(exposed, window, pre)
+    arms, counts = collect_moments(units, "variant", specs, source=f"experiment {experiment_id} {start}..{end}")
+    leaked = exposed.where("arms > 1").count()
+    versions = {r["variant"]: sorted(r["versions"]) for r in impressions.groupBy("variant").agg(
+        F.collect_set("model_version").alias("versions")).collect()}
+    exposed.unpersist()
+    model = [r[0] for r in impressions.select("model_name").distinct().limit(2).collect()]
+    if "control" not in counts:
+        raise DataError(f"experiment {experiment_id} {start}..{end}: no control arm (arms: {sorted(counts)})")
+    readout = build_readout(arms, counts, [(m.name, m.kind, m.covariate is not None) for m in specs], "control",
+                            alpha=alpha, correction=correction, guardrails=GUARDRAILS)
+    readout.update({
+        "experiment_id": experiment_id,
+        "model_name": model[0] if len(model) == 1 else None,
+        "model_versions": versions,
+        "window": {"start": start, "end": end, "experiment_start": first},
+        "pre_period": {"start": pre_start, "end": pre_end} if has_pre else None,
+        "excluded_users_in_several_arms": leaked,
+        "unit": "user",
+    })
+    log.info("readout %s %s..%s: %s users, %d metrics in %.1fs", experiment_id, start, end, counts,
+             len(readout["metrics"]), time.monotonic() - t0)
+    return readout
+
+
+def write_outputs(target: Path, readout: dict[str, Any]) -> None:
+    title = f"A/B readout: {readout['experiment_id']} ({readout['window']['start']} to {readout['window']['end']})"
+    versions = readout.get("model_versions") or {}
+    context = {"model": str(readout.get("model_name")),
+               "versions": ", ".join(f"{k}={'/'.join(v)}" for k, v in sorted(versions.items())),
+               "pre-period (CUPED)": (f"{readout['pre_period']['start']}..{readout['pre_period']['end']}"
+                                      if readout.get("pre_period") else "none"),
+               "users in several arms (excluded)": str(readout["excluded_users_in_several_arms"])}
+
+    def fill(tmp: Path) -> None:
+        write_json_atomic(tmp / "readout.json", readout)
+        write_text_atomic(tmp / "readout.html", to_html(readout, title=title, context=context))
+        write_text_atomic(tmp / "readout.md", to_markdown(readout, title=title))
+
+    replace_dir(target, fill)
+
+
+def run(end: str, settings: Settings | None = None, *, experiment: str | None = None, start: str | None = None,
+        pre_days: int = 7, alpha: float = 0.05, correction: str = "holm") -> dict[str, Any]:
+    """Read out ``experiment`` (or every experiment running on ``end``) over its window."""
+    settings = settings or Settings.from_env()
+    end = validate_ds(end)
+    spark = get_spark(f"offline-eval-ab-readout-{end}", settings)
+    tables = Tables(spark, settings)
+    experiments = [validate_identifier(experiment, "experiment id")] if experiment else running_experiments(tables, end)
+    if not experiments:
+        log.info("no experiment running on %s: nothing to read out", end)
+    out = {}
+    for exp in experiments:
+        readout = readout_experiment(tables, exp, end, start=start, pre_days=pre_days, alpha=alpha, correction=correction)
+        target = ab_report_dir(settings, exp, end)
+        write_outputs(target, readout)
+        out[exp] = str(target)
+    return {"ds": end, "readouts": out}
+
+
+def publish(end: str, settings: Settings | None = None, *, dag_run_id: str = "manual",
+            experiment: str | None = None) -> list[dict[str, str]]:
+    """Log the readouts written for ``end`` to MLflow (no Spark needed)."""
+    import json
+
+    from offline_eval.io.mlflow_log import log_readout
+
+    settings = settings or Settings.from_env()
+    end = validate_ds(end)
+    root = settings.reports_dir / "ab"
+    names = [validate_identifier(experiment, "experiment id")] if experiment else sorted(
+        p.name for p in root.glob("*") if (p / end / "readout.json").exists())
+    out = []
+    for name in names:
+        report_dir = ab_report_dir(settings, name, end)
+        path = report_dir / "readout.json"
+        if not path.exists():
+            raise DataError(f"no readout for experiment {name} on {end} at {path}: run the readout first")
+        readout = json.loads(path.read_text())
+        if not readout.get("model_name"):
+            log.warning("readout %s mixes several models; not logged to MLflow", path)
+            continue
+        result = log_readout(settings, readout, report_dir, dag_run_id)
+        log.info("MLflow run %s for %s %s", result["run_id"], name, end)
+        out.append({"experiment": name, **result})
+    return out
