@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Callable, Sequence
 
-from offline_eval.config import ConfigError, DayConfig, Settings, validate_ds
+from offline_eval.config import ConfigError, DayConfig, Settings, parse_ds, validate_ds
 
 log = logging.getLogger("offline_eval")
 
@@ -34,8 +34,10 @@ def cmd_generate(args: argparse.Namespace) -> object:
     from offline_eval.generator import Scenario
     from offline_eval.jobs import generate
 
+    start = parse_ds(args.start)
     scenario = Scenario(
         start=args.start, days=args.days, impressions_per_day=args.impressions_per_day, seed=args.seed,
+        promo_day=(parse_ds(args.promo_date) - start).days, experiment_start=validate_ds(args.experiment_start),
         base_users=args.base_users, base_items=args.base_items,
         signups_per_day=max(1, args.base_users // 16), promo_signups_per_day=max(1, args.base_users // 5),
         new_items_per_day=max(10, args.base_items * 3 // 200 // 10 * 10),
@@ -113,6 +115,24 @@ def cmd_ab_publish(args: argparse.Namespace) -> object:
     return ab_readout.publish(args.ds, experiment=args.experiment or None, dag_run_id=args.dag_run_id)
 
 
+def cmd_drift(args: argparse.Namespace) -> object:
+    from offline_eval.jobs import drift
+
+    cols = [c for c in (args.columns or "").split(",") if c]
+    cats = [c for c in (args.categorical or "").split(",") if c]
+    result = drift.run(args.reference, args.current, args.out, columns=cols or None, categorical=cats)
+    if args.out:
+        for c in result["columns"]:
+            print(f"{c['column']:<32} {c['type']:<12} psi={_fmt(c.get('psi'))} ks={_fmt(c.get('ks'))} "
+                  f"js={_fmt(c.get('js'))} chi2_p={_fmt(c.get('chi2_p'))} -> {c['verdict']}")
+        return None
+    return result
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
 def _add_day_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ds", required=True, help="partition date yyyy-MM-dd to evaluate")
     p.add_argument("--cadence", default="daily", choices=["daily", "weekly"])
@@ -125,8 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="write synthetic logs of the demo scenario into the Hive tables")
-    g.add_argument("--start", default="2026-06-08")
-    g.add_argument("--days", type=int, default=14)
+    g.add_argument("--start", default="2026-06-01", help="first day to write")
+    g.add_argument("--days", type=int, default=21)
+    g.add_argument("--promo-date", default="2026-06-18", help="first day of the promotion (new-user surge)")
+    g.add_argument("--experiment-start", default="2026-06-08",
+                   help="first day of the v1/v2 A/B test; earlier days are v1 only (the CUPED pre-period)")
     g.add_argument("--impressions-per-day", type=int, default=200_000)
     g.add_argument("--seed", type=int, default=618)
     g.add_argument("--base-users", type=int, default=40_000, help="users signed up before the window (signups scale with it)")
@@ -189,6 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--experiment", default="")
     ap.add_argument("--dag-run-id", default="manual")
     ap.set_defaults(func=cmd_ab_publish)
+
+    d = sub.add_parser("drift", help="drift of a current table against a reference (CSV or Parquet)",
+                       description="PSI (10 bins at the reference deciles; one bin per category), KS with its "
+                       "error bound, Jensen-Shannon distance, Wasserstein / reference std, chi-square.")
+    d.add_argument("--reference", required=True)
+    d.add_argument("--current", required=True)
+    d.add_argument("--columns", help="comma-separated columns (default: all shared columns)")
+    d.add_argument("--categorical", help="comma-separated columns to treat as categorical (strings always are)")
+    d.add_argument("--out", help="write the JSON here (otherwise it is printed)")
+    d.set_defaults(func=cmd_drift)
 
     s = sub.add_parser("summary", help="print per version and day: CTR, CVR, GMV per user, new-user share")
     s.add_argument("--model", default="home_feed_ctr")

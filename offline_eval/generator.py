@@ -34,16 +34,18 @@ USER_APPEAL_SD = 0.6
 class Scenario:
     """Knobs of the demo world. Defaults are the story in docs/demo_scenario.md."""
 
-    start: str = "2026-06-08"
-    days: int = 14
+    # 2026-06-01 .. 06-07: history before the experiment (v1 only), the CUPED pre-period;
+    # 2026-06-08 .. 06-21: the A/B test, the two weeks the demo evaluates.
+    start: str = "2026-06-01"
+    days: int = 21
     impressions_per_day: int = 200_000
     seed: int = 618
-    promo_day: int = 10  # day index of the promotion start (2026-06-18 by default)
+    promo_day: int = 17  # day index of the promotion start (2026-06-18 by default)
     model_name: str = "home_feed_ctr"
     experiment_id: str = "exp_home_feed_v2"
     # First day of the A/B test; before it every user gets the control model and no experiment
     # (experiment_id null), which gives the readout a clean pre-period for CUPED.
-    experiment_start: str = "2026-06-11"
+    experiment_start: str = "2026-06-08"
     control_version: str = "v1"
     treatment_version: str = "v2"
     base_users: int = 40_000

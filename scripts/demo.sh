@@ -6,8 +6,14 @@ START="${START:-2026-06-08}"; DAYS="${DAYS:-14}"; IMPRESSIONS_PER_DAY="${IMPRESS
 END=$(python -c "import datetime as d; print(d.date.fromisoformat('$START') + d.timedelta(days=$DAYS - 1))")
 t0=$(date +%s)
 
-echo "== 1/3 generate $DAYS days of logs from $START ($IMPRESSIONS_PER_DAY impressions a day) into $OFFLINE_EVAL_HOME/warehouse"
-offline-eval generate --start "$START" --days "$DAYS" --impressions-per-day "$IMPRESSIONS_PER_DAY" > /dev/null
+# Seven days of history before the evaluated days: v1 only, no experiment (the A/B test starts
+# on $START); the readout uses them as the CUPED pre-period.
+HISTORY_DAYS="${HISTORY_DAYS:-7}"
+GEN_START=$(python -c "import datetime as d; print(d.date.fromisoformat('$START') - d.timedelta(days=$HISTORY_DAYS))")
+echo "== 1/3 generate $((DAYS + HISTORY_DAYS)) days of logs from $GEN_START ($IMPRESSIONS_PER_DAY impressions a day) into $OFFLINE_EVAL_HOME/warehouse"
+echo "        $GEN_START..: history (v1 only); $START..$END: the v1/v2 A/B test, evaluated below"
+offline-eval generate --start "$GEN_START" --days "$((DAYS + HISTORY_DAYS))" --experiment-start "$START" \
+  --impressions-per-day "$IMPRESSIONS_PER_DAY" > /dev/null
 
 echo "== 2/3 evaluate $START..$END: airflow backfill of offline_eval_daily (validate -> compute -> publish)"
 echo "        and of offline_eval_ab_readout for $END (A/B readout of the experiment up to $END)"

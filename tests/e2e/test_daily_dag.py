@@ -140,3 +140,20 @@ def test_corrupted_partition_fails_the_gate_and_changes_nothing(state):
     validation = json.loads((state / "reports" / "validation" / DS / "validation.json").read_text())
     assert validation["success"] is False and validation["tables"]["orders"]["success"] is False
     assert _metrics(state) == before
+
+
+def test_ab_readout_dag_writes_the_readout_and_one_mlflow_run(state):
+    for _ in range(2):  # the rerun replaces the files and keeps the run
+        _sh(state, f"airflow dags test offline_eval_ab_readout {DS}")
+    day = state / "reports" / "ab" / "exp_home_feed_v2" / DS
+    readout = json.loads((day / "readout.json").read_text())
+    assert readout["window"] == {"start": "2026-06-17", "end": DS, "experiment_start": "2026-06-17"}
+    assert readout["pre_period"] is None  # the logs start with the experiment: no CUPED
+    assert readout["model_versions"] == {"control": ["v1"], "treatment": ["v2"]}
+    assert "Sample ratio" in (day / "readout.html").read_text()
+    client = MlflowClient(f"sqlite:///{state / 'home' / 'mlflow' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(MODEL)
+    runs = client.search_runs([exp.experiment_id], "tags.`offline_eval.ab_experiment` = 'exp_home_feed_v2'")
+    assert len(runs) == 1
+    assert runs[0].data.tags["offline_eval.treatment_version"] == "v2"
+    assert runs[0].data.tags["offline_eval.dag_run_id"].startswith("manual__")

@@ -81,6 +81,12 @@ def test_readout_of_a_generated_experiment(spark, ab_world):
     gmv = next(r for r in got["metrics"] if r["metric"] == "gmv_per_user")
     assert gmv["method"].startswith("CUPED") and gmv["variance_reduction"] >= 0
     assert next(r for r in got["metrics"] if r["metric"] == "impressions_per_user")["guardrail"] is True
+    # The intervals cover the generator's true lifts (docs/demo_scenario.md).
+    truth = sc.ground_truth()["treatment_vs_control"]
+    for metric, lift in (("ctr", truth["ctr_relative_lift"]), ("cvr", truth["cvr_relative_lift"]),
+                         ("gmv_per_user", truth["gmv_per_user_relative_lift"])):
+        r = next(r for r in got["metrics"] if r["metric"] == metric)
+        assert r["rel_ci_low"] <= lift <= r["rel_ci_high"], (metric, r["rel_ci_low"], r["rel_ci_high"])
 
 
 def test_outputs_and_one_mlflow_run_per_experiment_and_day(spark, ab_world, tmp_path):
