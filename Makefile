@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 PYTHON ?= python3.11
 VENV   ?= .venv
+BENCH_ROWS ?= 1000000,10000000
 START  ?= 2026-06-08
 END    ?= 2026-06-21
 DAYS   ?= 14
@@ -16,11 +17,12 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 ENV := source scripts/env.sh &&
 
-.PHONY: help prereqs install demo test test-fast backfill mlflow-ui airflow-up airflow-down summary clean
+.PHONY: help prereqs install demo test test-fast bench backfill mlflow-ui airflow-up airflow-down summary clean
 
 help:
 	@echo "make demo        set up, generate $(DAYS) days, backfill them through Airflow, print the summary"
 	@echo "make test        install test dependencies and run the test suite"
+	@echo "make bench       drift benchmark (Spark vs DuckDB vs Evidently, 1M and 10M rows) -> docs/benchmarks.md"
 	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=none|failed|completed]"
 	@echo "make mlflow-ui   serve the MLflow UI of the local tracking database on port $(MLFLOW_PORT)"
 	@echo "make summary START=... END=...   print the published daily summary"
@@ -66,6 +68,10 @@ test: $(DEV_STAMP)
 # Unit tests only (no Airflow end-to-end run).
 test-fast: $(DEV_STAMP)
 	@$(ENV) python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+# Drift benchmark: Spark vs DuckDB vs Evidently at 1M and 10M rows -> docs/benchmarks.md.
+bench: $(DEV_STAMP)
+	@$(ENV) python bench/drift_bench.py --rows "$(BENCH_ROWS)"
 
 clean:
 	rm -rf .local
