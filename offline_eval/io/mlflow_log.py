@@ -27,8 +27,23 @@ KEY_TAGS = ("model_name", "model_version", "ds", "cadence")
 _EPOCH = dt.date(1970, 1, 1)
 
 
+class _DayKey:
+    """Step and timestamp of a run keyed by day ``ds``."""
+
+    ds: str
+
+    @property
+    def step(self) -> int:
+        """Days since 1970-01-01: the MLflow UI plots runs of successive days along one axis."""
+        return (dt.date.fromisoformat(self.ds) - _EPOCH).days
+
+    @property
+    def timestamp_ms(self) -> int:
+        return self.step * 86_400_000
+
+
 @dataclass(frozen=True)
-class RunKey:
+class RunKey(_DayKey):
     model_name: str
     model_version: str
     ds: str
@@ -48,14 +63,6 @@ class RunKey:
     def run_name(self) -> str:
         return f"{self.model_version} {self.ds} {self.cadence}"
 
-    @property
-    def step(self) -> int:
-        """Days since 1970-01-01: the MLflow UI plots runs of successive days along one axis."""
-        return (dt.date.fromisoformat(self.ds) - _EPOCH).days
-
-    @property
-    def timestamp_ms(self) -> int:
-        return self.step * 86_400_000
 
 
 def client(settings: Settings) -> MlflowClient:
@@ -148,7 +155,7 @@ def _compatible(run, values: Mapping[str, float], params: Mapping[str, str]) -> 
 
 
 @dataclass(frozen=True)
-class AbRunKey:
+class AbRunKey(_DayKey):
     """One MLflow run per (experiment, last day of the readout window), in the model's
     MLflow experiment, beside the daily runs of the versions it compares."""
 
@@ -171,13 +178,6 @@ class AbRunKey:
     def run_name(self) -> str:
         return f"A/B {self.experiment_id} {self.ds}"
 
-    @property
-    def step(self) -> int:
-        return (dt.date.fromisoformat(self.ds) - _EPOCH).days
-
-    @property
-    def timestamp_ms(self) -> int:
-        return self.step * 86_400_000
 
 
 def readout_metrics(readout: Mapping) -> dict[str, float | None]:
