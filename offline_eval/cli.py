@@ -75,6 +75,18 @@ def cmd_run_day(args: argparse.Namespace) -> object:
     }
 
 
+def cmd_baseline(args: argparse.Namespace) -> object:
+    from offline_eval.jobs import baseline
+
+    try:
+        windows = [int(w) for w in args.windows.split(",") if w.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--windows {args.windows!r}: comma-separated day counts, e.g. 7,28") from exc
+    if not windows or min(windows) < 1 or max(windows) > 366:
+        raise ConfigError(f"--windows {args.windows!r}: each window must be 1..366 days")
+    return baseline.run(validate_ds(args.end), windows)
+
+
 def cmd_summary(args: argparse.Namespace) -> object:
     from offline_eval.summary import daily_summary
 
@@ -222,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--categorical", help="comma-separated columns to treat as categorical (strings always are)")
     d.add_argument("--out", help="write the JSON here (otherwise it is printed)")
     d.set_defaults(func=cmd_drift)
+
+    b = sub.add_parser("baseline", help="build and store the baselines of the windows ending on --end",
+                       description="Per model version: quantile grid and deciles of every f_* feature and the "
+                       "score, category frequencies, score bins per user segment, and mean/std of every daily "
+                       "metric. Replaces partition (window_days, ds=end) of the baselines table.")
+    b.add_argument("--end", required=True, help="last day of the window (weekly baselines: a Sunday)")
+    b.add_argument("--windows", default="7,28", help="comma-separated window lengths in days (default 7,28)")
+    b.set_defaults(func=cmd_baseline)
 
     s = sub.add_parser("summary", help="print per version and day: CTR, CVR, GMV per user, new-user share")
     s.add_argument("--model", default="home_feed_ctr")

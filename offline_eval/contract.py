@@ -24,17 +24,23 @@ class TableSpec:
     columns: tuple[tuple[str, str], ...]  # (name, spark sql type), without ds
     keys: tuple[str, ...]  # columns that must be non-null and, together, unique
     description: str
+    # Partition columns, outermost first; ds is always the last.
+    partitions: tuple[tuple[str, str], ...] = ((PARTITION_COLUMN, "string"),)
 
     @property
     def column_names(self) -> list[str]:
         return [c for c, _ in self.columns]
 
     @property
+    def partition_names(self) -> list[str]:
+        return [c for c, _ in self.partitions]
+
+    @property
     def all_columns(self) -> list[str]:
-        return [*self.column_names, PARTITION_COLUMN]
+        return [*self.column_names, *self.partition_names]
 
     def ddl_columns(self) -> str:
-        return ", ".join(f"`{c}` {t}" for c, t in self.columns) + f", `{PARTITION_COLUMN}` string"
+        return ", ".join(f"`{c}` {t}" for c, t in (*self.columns, *self.partitions))
 
 
 IMPRESSION_FEATURES_NUMERIC = (
@@ -157,7 +163,52 @@ METRICS_DAILY = TableSpec(
     description="Long-format daily metrics per model version, variant and segment.",
 )
 
-OUTPUT_TABLES: dict[str, TableSpec] = {t.name: t for t in (METRICS_DAILY,)}
+DRIFT_DAILY = TableSpec(
+    "drift_daily",
+    (
+        ("model_name", "string"),
+        ("model_version", "string"),
+        ("reference", "string"),  # previous_day | baseline_7d
+        ("reference_end", "string"),  # last day of the reference window
+        ("column", "string"),
+        ("type", "string"),  # numeric | categorical
+        ("psi", "double"),
+        ("ks", "double"),
+        ("ks_error_bound", "double"),
+        ("js", "double"),
+        ("wasserstein", "double"),
+        ("chi2_p", "double"),
+        ("p_value", "double"),  # the test behind the verdict: KS (numeric) or chi-square (categorical)
+        ("n_reference", "bigint"),
+        ("n_current", "bigint"),
+        ("verdict", "string"),  # none | minor | severe | no data
+    ),
+    keys=("model_name", "model_version", "reference", "column"),
+    description="Daily drift of every monitored input feature and the score, per model version, "
+    "against the previous day and the weekly baseline.",
+)
+
+BASELINES = TableSpec(
+    "baselines",
+    (
+        ("model_name", "string"),
+        ("model_version", "string"),
+        ("kind", "string"),  # numeric | categorical | score_bins | metric
+        ("name", "string"),  # feature, "score" or metric name
+        ("variant", "string"),  # metric baselines only
+        ("segment", "string"),  # metric and score_bins baselines
+        ("n", "double"),  # rows (profiles) or days with a value (metrics)
+        ("mean", "double"),
+        ("std", "double"),
+        ("payload", "string"),  # JSON: edges and counts, category counts, score bins, daily values
+    ),
+    keys=("model_name", "model_version", "kind", "name", "variant", "segment"),
+    description="Stored references per model version and window: quantile edges with counts, category "
+    "frequencies, score bins and daily-metric mean/std. ds is the window's last day.",
+    partitions=(("window_days", "int"), (PARTITION_COLUMN, "string")),
+)
+
+OUTPUT_TABLES: dict[str, TableSpec] = {t.name: t for t in (METRICS_DAILY, DRIFT_DAILY, BASELINES)}
 
 
 def numeric_features(spec: TableSpec = IMPRESSIONS) -> list[str]:

@@ -441,14 +441,19 @@ def _click_probability(df: DataFrame, sc: Scenario) -> DataFrame:
     item = F.when(F.col("new_item_slot"), sc.new_item_ctr_factor).otherwise(1.0) * F.col("quality") * F.col("user_appeal")
     untreated = F.least(F.lit(0.9), base * F.col("pos_factor") * item)
     lift = F.when(F.col("variant") == "treatment", 1 + sc.treatment_ctr_lift).otherwise(1.0)
-    return df.withColumn("p_click_base", untreated).withColumn("p_click", F.least(F.lit(0.9), untreated * lift))
+    # Both models were trained before the promotion: they predict the pre-promotion click
+    # probability, so on promotion days P(click | score) falls (concept drift).
+    trained = F.when(F.col("is_new"), sc.ctr_new).otherwise(sc.ctr_returning)
+    believed = F.least(F.lit(0.9), trained * F.col("pos_factor") * item)
+    return (df.withColumn("p_click_base", untreated).withColumn("p_click_model", believed)
+            .withColumn("p_click", F.least(F.lit(0.9), untreated * lift)))
 
 
 def _model_score(rng: _Rng) -> Column:
-    """Each version predicts the untreated click probability with noise; v2 is sharper."""
+    """Each version predicts the untreated, pre-promotion click probability with noise; v2 is sharper."""
     from pyspark.sql import functions as F
 
-    logit = F.log(F.col("p_click_base") / (F.lit(1.0) - F.col("p_click_base")))
+    logit = F.log(F.col("p_click_model") / (F.lit(1.0) - F.col("p_click_model")))
     noise_sd = F.when(F.col("variant") == "treatment", 0.35).otherwise(0.6)
     noisy = logit + noise_sd * rng.normal("score", F.col("request_id"), F.col("position"))
     return F.round(F.lit(1.0) / (F.lit(1.0) + F.exp(-noisy)), 6)

@@ -50,33 +50,101 @@ def _by_segment(rows: list[dict], metric: str) -> dict[str, tuple[float, float]]
             if r["metric"] == metric and r["segment"] in USER_SEGMENTS and r["denominator"]}
 
 
-def format_root_cause(rows: dict[str, dict[str, list[dict]]]) -> str:
-    """For every flagged day (CTR drop above the alert), split the day-over-day change of CTR,
-    CVR and GMV per user into mix (new vs returning users' shares) and rate effects."""
+def _pooled(days: list[list[dict]], metric: str) -> dict[str, tuple[float, float]]:
+    """Segment numerators and denominators summed over several days (a baseline window)."""
+    out: dict[str, tuple[float, float]] = {}
+    for rows in days:
+        for seg, (num, den) in _by_segment(rows, metric).items():
+            n0, d0 = out.get(seg, (0.0, 0.0))
+            out[seg] = (n0 + num, d0 + den)
+    return out
+
+
+def _decomposition_lines(before: list[list[dict]], after: list[dict]) -> list[str]:
+    """``before``: the rows of one or more days, pooled."""
+    lines = []
+    for metric, denominator in DECOMPOSED:
+        b = _pooled(before, metric)
+        a = _by_segment(after, metric)
+        if not b or not a:
+            continue
+        d = mix_rate(b, a)
+        pct = metric != "gmv_per_user"
+        f = (lambda x: f"{x * 100:+.2f} pts") if pct else (lambda x: f"{x:+.2f}")
+        v = (lambda x: f"{x:.2%}") if pct else (lambda x: f"{x:.2f}")
+        lines.append(
+            f"    {metric:<13} {v(d.before)} -> {v(d.after)} ({f(d.change)}): mix {f(d.mix)}, rate {f(d.rate)}; "
+            f"new users {d.shares_before.get('new_users', 0):.0%} -> {d.shares_after.get('new_users', 0):.0%} "
+            f"of {denominator}; rate new {v(d.rates_before.get('new_users', 0))} -> "
+            f"{v(d.rates_after.get('new_users', 0))}, returning {v(d.rates_before.get('returning_users', 0))} -> "
+            f"{v(d.rates_after.get('returning_users', 0))}")
+    return lines
+
+
+TOP_FEATURES = 5
+
+
+def _drift_lines(drift: dict | None) -> list[str]:
+    if not drift:
+        return []
+    lines = []
+    for ref in ("previous_day", "baseline_7d"):
+        rows = [r for r in drift.get("drift", []) if r["reference"] == ref and r.get("psi") is not None]
+        if not rows:
+            continue
+        top = sorted(rows, key=lambda r: -r["psi"])[:TOP_FEATURES]
+        cells = ", ".join(f"{r['column']} {r['psi']:.2f} ({r['verdict']})" for r in top)
+        lines.append(f"  drifted features vs {ref} ({rows[0]['reference_end']}), PSI: {cells}")
+    for r in drift.get("concept_drift", []):
+        if r["reference"] == "baseline_7d" and r["segment"] in USER_SEGMENTS and r["mean_rel_change"] is not None:
+            lines.append(f"  concept drift, {r['segment']}: P(click | score decile) {r['mean_rel_change']:+.1%} vs "
+                         f"the week ending {r['reference_end']} at the same scores")
+    return lines
+
+
+def _alert_lines(alerts: list[dict] | None) -> list[str]:
+    picked = [a for a in alerts or [] if a["segment"] in ("all", *USER_SEGMENTS)]
+    if not picked:
+        return []
+    cells = []
+    for a in picked[:8]:
+        what = f"{a['metric']}[{a['segment']}] {a['value']:.4g} vs {a['baseline_mean']:.4g}"
+        cells.append(f"{a['severity']} {a['rule']} ({a['reference'].split(' ')[0]}): {what}")
+    more = f" (+{len(picked) - 8} more in alerts.json)" if len(picked) > 8 else ""
+    return ["  alerts: " + "; ".join(cells) + more]
+
+
+def format_root_cause(rows: dict[str, dict[str, list[dict]]], drift: dict | None = None,
+                      alerts: dict | None = None, since: str = "") -> str:
+    """For every flagged day (CTR drop above the alert), split the change of CTR, CVR and GMV
+    per user into mix (new vs returning users' shares) and rate effects, against the previous
+    day and against the weekly baseline (the 7 days ending the Sunday before), and list the
+    features that drifted most, the concept drift and the alerts of that day.
+
+    ``drift`` / ``alerts``: {(version, ds): drift.json / alerts.json content}, as published."""
+    from offline_eval.jobs.baseline import weekly_end, window_dates
+
+    drift, alerts = drift or {}, alerts or {}
     lines = []
     for version in sorted(rows):
         days = sorted(rows[version])
         for prev, ds in zip(days, days[1:]):
+            if ds < since:
+                continue
             all_prev = {r["metric"]: r["value"] for r in rows[version][prev] if r["segment"] == "all"}
             all_cur = {r["metric"]: r["value"] for r in rows[version][ds] if r["segment"] == "all"}
             if not all_prev.get("ctr") or all_cur.get("ctr") is None or all_cur["ctr"] / all_prev["ctr"] - 1 >= -CTR_DROP_ALERT:
                 continue
-            lines += ["", f"Why {version} moved on {ds} (vs {prev}): mix = new/returning users' shares changed, "
+            lines += ["", f"Why {version} moved on {ds}: mix = new/returning users' shares changed, "
                           "rate = the metric changed within each segment"]
-            for metric, denominator in DECOMPOSED:
-                before, after = _by_segment(rows[version][prev], metric), _by_segment(rows[version][ds], metric)
-                if not before or not after:
-                    continue
-                d = mix_rate(before, after)
-                pct = metric != "gmv_per_user"
-                f = (lambda x: f"{x * 100:+.2f} pts") if pct else (lambda x: f"{x:+.2f}")
-                v = (lambda x: f"{x:.2%}") if pct else (lambda x: f"{x:.2f}")
-                lines.append(
-                    f"  {metric:<13} {v(d.before)} -> {v(d.after)} ({f(d.change)}): mix {f(d.mix)}, rate {f(d.rate)}; "
-                    f"new users {d.shares_before.get('new_users', 0):.0%} -> {d.shares_after.get('new_users', 0):.0%} "
-                    f"of {denominator}; rate new {v(d.rates_before.get('new_users', 0))} -> "
-                    f"{v(d.rates_after.get('new_users', 0))}, returning {v(d.rates_before.get('returning_users', 0))} -> "
-                    f"{v(d.rates_after.get('returning_users', 0))}")
+            lines.append(f"  vs the previous day ({prev}):")
+            lines += _decomposition_lines([rows[version][prev]], rows[version][ds])
+            week = [d for d in window_dates(weekly_end(ds), 7) if d in rows[version]]
+            if week:
+                lines.append(f"  vs the weekly baseline ({week[0]}..{week[-1]}, pooled):")
+                lines += _decomposition_lines([rows[version][d] for d in week], rows[version][ds])
+            lines += _drift_lines(drift.get((version, ds)))
+            lines += _alert_lines(alerts.get((version, ds)))
     return "\n" + "\n".join(lines) if lines else ""
 
 
@@ -103,8 +171,23 @@ def format_summary(data: dict[str, dict[str, dict[str, float]]], model: str) -> 
     return "\n".join(lines)
 
 
+def _published(settings: Settings, model: str, rows: dict, name: str) -> dict:
+    out = {}
+    for version, days in rows.items():
+        for ds in days:
+            path = day_report_dir(settings, model, version, ds) / name
+            if path.exists():
+                out[(version, ds)] = json.loads(path.read_text())
+    return out
+
+
 def daily_summary(settings: Settings, model: str, start: str, end: str) -> str:
-    rows = load_rows(settings, model, start, end)
+    # The weekly baseline of the first days lies up to 13 days before start.
+    history = (dt.date.fromisoformat(start) - dt.timedelta(days=13)).isoformat()
+    rows = load_rows(settings, model, history, end)
+    shown = {v: {ds: day for ds, day in days.items() if ds >= start} for v, days in rows.items()}
     alll = {v: {ds: {r["metric"]: r["value"] for r in day if r["segment"] == "all"} for ds, day in days.items()}
-            for v, days in rows.items()}
-    return format_summary(alll, model) + format_root_cause(rows)
+            for v, days in shown.items()}
+    return format_summary(alll, model) + format_root_cause(
+        rows, _published(settings, model, shown, "drift.json"), _published(settings, model, shown, "alerts.json"),
+        since=start)

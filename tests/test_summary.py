@@ -19,13 +19,28 @@ def test_a_ctr_drop_is_flagged_and_split_into_mix_and_rate(settings, tmp_path):
     import dataclasses
 
     s = dataclasses.replace(settings, reports_dir=tmp_path)
-    days = {"2026-06-17": _rows((80, 800), (4, 200)),    # CTR 8.4%: new users 20% of impressions
+    week = {d: _rows((90, 900), (2, 100)) for d in ("2026-06-12", "2026-06-13", "2026-06-14")}  # 9.2%, 10% new
+    days = {**week,
+            "2026-06-17": _rows((80, 800), (4, 200)),    # CTR 8.4%: new users 20% of impressions
             "2026-06-18": _rows((50, 500), (10, 500))}   # CTR 6.0%: same rates, new users 50%
     for ds, rows in days.items():
         d = tmp_path / "m" / "v1" / ds
         d.mkdir(parents=True)
         (d / "metrics.json").write_text(json.dumps(rows))
+    drift = {"drift": [
+        {"reference": "previous_day", "reference_end": "2026-06-17", "column": "c_device", "psi": 0.05, "verdict": "none"},
+        {"reference": "previous_day", "reference_end": "2026-06-17", "column": "f_user_tenure_days", "psi": 0.51,
+         "verdict": "severe"}],
+        "concept_drift": [{"reference": "baseline_7d", "reference_end": "2026-06-14", "segment": "new_users",
+                           "mean_rel_change": -0.3}]}
+    (tmp_path / "m" / "v1" / "2026-06-18" / "drift.json").write_text(json.dumps(drift))
     out = daily_summary(s, "m", "2026-06-17", "2026-06-18")
+    assert "2026-06-14" not in out.split("Why")[0]  # the table shows start..end only
     assert "-28.6%  <<" in out  # 6.0 / 8.4 - 1
-    assert "Why v1 moved on 2026-06-18 (vs 2026-06-17)" in out
+    assert "Why v1 moved on 2026-06-18" in out and "vs the previous day (2026-06-17):" in out
     assert "8.40% -> 6.00% (-2.40 pts): mix -2.40 pts, rate +0.00 pts; new users 20% -> 50% of impressions" in out
+    # against the pooled week 06-12..06-14: (270 + 6) / 3000 = 9.2%, new users 10% of impressions
+    assert "vs the weekly baseline (2026-06-12..2026-06-14, pooled):" in out
+    assert "9.20% -> 6.00% (-3.20 pts): mix -3.20 pts, rate +0.00 pts; new users 10% -> 50% of impressions" in out
+    assert "vs previous_day (2026-06-17), PSI: f_user_tenure_days 0.51 (severe), c_device 0.05 (none)" in out
+    assert "concept drift, new_users: P(click | score decile) -30.0% vs the week ending 2026-06-14" in out

@@ -41,18 +41,52 @@ def _definition(df: pd.DataFrame) -> Any:
     from evidently import DataDefinition
 
     numeric = [c for c in df.columns if c.startswith(NUMERIC_FEATURE_PREFIX)] + (["score"] if "score" in df else [])
-    categorical = [c for c in df.columns if c.startswith(CATEGORICAL_FEATURE_PREFIX)]
+    categorical = [c for c in df.columns if c.startswith((CATEGORICAL_FEATURE_PREFIX, PSI_BIN_PREFIX))]
     return DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
 
 
-def build_report(current: pd.DataFrame, reference: pd.DataFrame | None, out_dir: Path, title: str) -> ReportSummary:
-    """Write report.html and report.json into ``out_dir``; drift only when a reference exists."""
+PSI_BIN_PREFIX = "psi_bin__"
+
+
+def psi_bins(frame: pd.DataFrame, edges: dict[str, list[float]]) -> pd.DataFrame:
+    """Add ``psi_bin__<column>``: the decile bin of each value on the reference edges that
+    drift_daily used (bin k is (e_{k-1}, e_k], as ``numpy.searchsorted(side="left")``);
+    missing values stay missing. Evidently's PSI on these columns uses our binning."""
+    import numpy as np
+    import pandas as pd
+
+    out = frame.copy()
+    for column, e in sorted(edges.items()):
+        if column not in out:
+            continue
+        x = pd.to_numeric(out[column], errors="coerce").to_numpy(dtype=float)
+        b = np.searchsorted(np.asarray(e, dtype=float), x, side="left").astype(object)
+        b[np.isnan(x)] = None
+        out[PSI_BIN_PREFIX + column] = pd.Series([None if v is None else f"bin{int(v):02d}" for v in b],
+                                                 index=out.index, dtype=object)
+    return out
+
+
+def build_report(current: pd.DataFrame, reference: pd.DataFrame | None, out_dir: Path, title: str,
+                 psi_edges: dict[str, list[float]] | None = None) -> ReportSummary:
+    """Write report.html and report.json into ``out_dir``; drift only when a reference exists.
+
+    With ``psi_edges`` (the previous day's decile edges from the baselines table), the report
+    adds a PSI drift section on the same bins as drift_daily, computed on the samples.
+    """
     from evidently import Dataset, Report
     from evidently.presets import DataDriftPreset, DataSummaryPreset
 
-    definition = _definition(current)
     has_reference = reference is not None and len(reference) > 0
-    presets = [DataSummaryPreset(), DataDriftPreset()] if has_reference else [DataSummaryPreset()]
+    binned: list[str] = []
+    if psi_edges and has_reference:
+        current, reference = psi_bins(current, psi_edges), psi_bins(reference, psi_edges)
+        binned = sorted(c for c in current.columns if c.startswith(PSI_BIN_PREFIX))
+    definition = _definition(current)
+    presets = [DataSummaryPreset(), DataDriftPreset(columns=[c for c in current.columns if c not in binned])] \
+        if has_reference else [DataSummaryPreset()]
+    if binned:
+        presets.append(DataDriftPreset(columns=binned, cat_method="psi", cat_threshold=0.2))
     snapshot = Report(presets, metadata={"title": title}).run(
         current_data=Dataset.from_pandas(current, data_definition=definition),
         reference_data=Dataset.from_pandas(reference, data_definition=definition) if has_reference else None,
@@ -64,6 +98,17 @@ def build_report(current: pd.DataFrame, reference: pd.DataFrame | None, out_dir:
     snapshot.save_json(str(js))
     count, share = _drifted(json.loads(js.read_text())) if has_reference else (None, None)
     return ReportSummary(html, js, len(current), len(reference) if has_reference else 0, count, share)
+
+
+def binned_psi(payload: dict[str, Any]) -> dict[str, float]:
+    """{column: PSI} of the ``psi_bin__`` columns in a saved report (Evidently's own numbers)."""
+    out = {}
+    for metric in payload.get("metrics", []):
+        config = metric.get("config") or {}
+        column = str(config.get("column", ""))
+        if config.get("type", "").endswith("ValueDrift") and column.startswith(PSI_BIN_PREFIX):
+            out[column[len(PSI_BIN_PREFIX):]] = float(metric["value"])
+    return out
 
 
 def _drifted(payload: dict[str, Any]) -> tuple[int | None, float | None]:

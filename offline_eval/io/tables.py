@@ -42,7 +42,7 @@ class Tables:
         for spec in specs if specs is not None else ALL_TABLES.values():
             self.spark.sql(
                 f"CREATE TABLE IF NOT EXISTS {self.qualified(spec.name)} ({spec.ddl_columns()}) "
-                f"USING parquet PARTITIONED BY (`{PARTITION_COLUMN}`)"
+                f"USING parquet PARTITIONED BY ({', '.join(f'`{c}`' for c in spec.partition_names)})"
             )
 
     def partitions(self, table: str) -> list[str]:
@@ -92,6 +92,14 @@ class Tables:
             if stray:
                 raise ValueError(f"refusing to write {table}: partitions {stray} outside {allowed}")
         out.write.insertInto(self.qualified(table).replace("`", ""), overwrite=True)
+
+    def read_baseline(self, window_days: int, end: str) -> DataFrame:
+        """The stored baselines of one window (all model versions)."""
+        from pyspark.sql import functions as F
+
+        end = validate_ds(end)
+        df = self.spark.table(self.qualified("baselines"))
+        return df.where((F.col("window_days") == int(window_days)) & (F.col(PARTITION_COLUMN) == end))
 
     def drop_partition(self, table: str, ds: str) -> None:
         ds = validate_ds(ds)

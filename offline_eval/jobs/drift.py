@@ -68,3 +68,42 @@ def run(reference: str, current: str, out: str | None, *, columns: Sequence[str]
     if out:
         write_json_atomic(Path(out), result)
     return result
+
+
+def daily(impressions: Any, refs: dict[str, tuple[str, dict]]) -> tuple[list[dict], list[str]]:
+    """Drift of the day's impressions of every model version against every reference in one
+    histogram pass. ``refs``: {reference name: (window end, ``baseline.parse`` output)}.
+    Returns drift_daily rows (without ds) and notes on versions without a reference."""
+    from pyspark.sql import functions as F
+
+    from offline_eval.jobs.baseline import monitored_columns
+    from offline_eval.metrics.drift import grouped_histograms
+
+    sep = "\u0001"
+    _, categorical = monitored_columns()
+    df = impressions.withColumn("_g", F.concat_ws(sep, "model_name", "model_version"))
+    versions = sorted(tuple(r) for r in impressions.select("model_name", "model_version").distinct().collect())
+    edge_sets = {ref: {sep.join(key): {c: p["edges"] for c, p in parsed[key]["profile"]["numeric"].items()}
+                       for key in parsed if key in versions}
+                 for ref, (_, parsed) in refs.items()}
+    hist = grouped_histograms(df, "_g", edge_sets, categorical)
+    rows, notes = [], []
+    for ref, (end, parsed) in refs.items():
+        for key in versions:
+            if key not in parsed or not parsed[key]["profile"]["numeric"]:
+                notes.append(f"{key[0]} {key[1]}: no {ref} reference (no traffic in the window ending {end})")
+                continue
+            g = sep.join(key)
+            current = {**hist["numeric"][ref].get(g, {}), **hist["categorical"].get(g, {})}
+            for kind in ("numeric", "categorical"):
+                for c in parsed[key]["profile"][kind]:
+                    current.setdefault(c, {})
+            for res in compare(parsed[key]["profile"], current):
+                rows.append({"model_name": key[0], "model_version": key[1], "reference": ref, "reference_end": end,
+                             "column": res["column"], "type": res["type"], "psi": res.get("psi"),
+                             "ks": res.get("ks"), "ks_error_bound": res.get("ks_error_bound"), "js": res.get("js"),
+                             "wasserstein": res.get("wasserstein"), "chi2_p": res.get("chi2_p"),
+                             "p_value": res.get("ks_p", res.get("chi2_p")), "n_reference": res["n_reference"],
+                             "n_current": res["n_current"], "verdict": res["verdict"],
+                             "psi_edges": res.get("psi_edges")})
+    return rows, notes

@@ -56,6 +56,27 @@ def metrics_by_version(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict
     return out
 
 
+def drift_metrics(drift_rows: list[dict], concept_rows: list[dict], alert_rows: list[dict]) -> dict[str, float | None]:
+    """MLflow keys of the day's drift: ``drift/<reference>/<column>/<statistic>``, concept drift
+    per segment and the alert counts."""
+    out: dict[str, float | None] = {}
+    for r in drift_rows:
+        for stat in ("psi", "ks", "js", "wasserstein", "chi2_p"):
+            if r.get(stat) is not None:
+                out[f"drift/{r['reference']}/{r['column']}/{stat}"] = r[stat]
+    for ref in sorted({r["reference"] for r in drift_rows}):
+        rows = [r for r in drift_rows if r["reference"] == ref]
+        out[f"drift/{ref}/drifted_columns"] = float(sum(r["verdict"] in ("minor", "severe") for r in rows))
+        out[f"drift/{ref}/severe_columns"] = float(sum(r["verdict"] == "severe" for r in rows))
+    for r in concept_rows:
+        base = f"concept/{r['reference']}/{r['segment']}"
+        out[f"{base}/ctr_given_score_abs_change"] = r["mean_abs_change"]
+        out[f"{base}/ctr_given_score_rel_change"] = r["mean_rel_change"]
+    for severity in ("medium", "high"):
+        out[f"alerts/{severity}"] = float(sum(a["severity"] == severity for a in alert_rows))
+    return out
+
+
 def load_manifest(settings: Settings, ds: str) -> dict[str, Any]:
     path = staging_dir(settings, ds) / "manifest.json"
     if not path.exists():
@@ -80,11 +101,18 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
         version_rows = [r for r in manifest["metrics"] if (r["model_name"], r["model_version"]) == (name, version)]
         summary = {}
 
+        mine = lambda rows: [r for r in rows if (r["model_name"], r["model_version"]) == (name, version)]  # noqa: E731
+        drift_rows, concept_rows, alert_rows = (mine(manifest.get(k, [])) for k in ("drift", "concept_drift", "alerts"))
+
         def fill(tmp: Path) -> None:
             summary["report"] = build_report(
-                current, reference, tmp, title=f"{name} {version} {day.ds} vs {manifest['reference_ds']}"
+                current, reference, tmp, title=f"{name} {version} {day.ds} vs {manifest['reference_ds']}",
+                psi_edges=manifest.get("psi_edges", {}).get(f"{name}/{version}", {}),
             )
             write_json_atomic(tmp / "metrics.json", version_rows)
+            write_json_atomic(tmp / "drift.json", {"drift": drift_rows, "concept_drift": concept_rows,
+                                                   "notes": manifest.get("drift_notes", [])})
+            write_json_atomic(tmp / "alerts.json", alert_rows)
             if validation.exists():
                 shutil.copy(validation, tmp / "validation.json")
 
@@ -94,6 +122,7 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
         html = out_dir / report.html.name
         metrics = dict(by_version[(name, version)])
         metrics.update({f"evidently/{k}": v for k, v in report.metrics().items()})
+        metrics.update(drift_metrics(drift_rows, concept_rows, alert_rows))
         key = mlflow_log.RunKey(name, version, day.ds, day.cadence)
         run = mlflow_log.log_day(
             settings,

@@ -22,6 +22,8 @@ FUNNEL_COLUMNS = (
     "request_id",
     "user_id",
     "item_id",
+    "position",
+    "score",
     "clicked",
     "carts",
     "orders",
@@ -96,7 +98,7 @@ def impression_funnel(
         )
     )
     return (
-        impressions.select(*FUNNEL_COLUMNS[:7])
+        impressions.select(*FUNNEL_COLUMNS[:9])
         .join(clicked.select(*keys).distinct().withColumn("clicked", F.lit(1)), on=keys, how="left")
         .join(carts, on=keys, how="left")
         .join(bought, on=keys, how="left")

@@ -28,6 +28,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 MISSING = -1  # bin id of nulls / NaN in histograms
+OTHER = "__other__"  # rare categories folded together in stored baselines
 PSI_MINOR = 0.1
 PSI_SEVERE = 0.2
 # Statistical significance is necessary but not sufficient: with a million rows a PSI of
@@ -162,7 +163,14 @@ def compare_numeric(column: str, ref: dict, current_counts: list[int], current_m
 
 
 def compare_categorical(column: str, ref_counts: dict[str, int], current_counts: dict[str, int]) -> dict:
-    """One bin per category seen in either sample."""
+    """One bin per category seen in either sample. When the reference has folded rare values
+    into OTHER, current values it does not list are folded into OTHER too."""
+    if OTHER in ref_counts:
+        folded: dict[str, int] = {}
+        for k, n in current_counts.items():
+            key = k if k in ref_counts else OTHER
+            folded[key] = folded.get(key, 0) + n
+        current_counts = folded
     keys = sorted(set(ref_counts) | set(current_counts))
     r = np.array([ref_counts.get(k, 0) for k in keys], dtype=float)
     c = np.array([current_counts.get(k, 0) for k in keys], dtype=float)

@@ -19,7 +19,8 @@ def dagbag():
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert {"offline_eval_daily", "offline_eval_ab_readout"} <= set(dagbag.dags)
+    assert {"offline_eval_daily", "offline_eval_ab_readout", "offline_eval_baseline_weekly",
+            "offline_eval_baseline_daily"} <= set(dagbag.dags)
 
 
 def test_daily_structure(dagbag):
@@ -44,6 +45,25 @@ def test_ab_readout_dag(dagbag):
     assert set(dag.params) == {"experiment", "start", "end", "correction"}
     assert dag.params["correction"] == "holm"
     assert "reports/ab/<experiment>/<ds>/" in dag.doc_md
+
+
+@pytest.mark.parametrize("dag_id, interval_end, expected", [
+    # the week [Mon 06-08, Mon 06-15) -> windows ending Sunday 06-14; the day [06-17, 06-18) -> 06-17
+    ("offline_eval_baseline_weekly", "2026-06-15", ["--end", "2026-06-14", "--windows", "7,28"]),
+    ("offline_eval_baseline_daily", "2026-06-18", ["--end", "2026-06-17", "--windows", "1"]),
+])
+def test_baseline_dags_build_the_window_that_ends_their_interval(dagbag, dag_id, interval_end, expected):
+    import pendulum
+    from airflow.sdk.execution_time import macros
+
+    dag = dagbag.dags[dag_id]
+    task = dag.get_task("build")
+    assert task.application.endswith("spark_jobs/build_baseline.py") and task.pool == "offline_eval_spark"
+    end = pendulum.parse(interval_end, tz="UTC")
+    start = end.subtract(days=7 if "weekly" in dag_id else 1)
+    context = {"data_interval_end": end, "ds": start.to_date_string(), "macros": macros}
+    assert task.render_template(task.application_args, context) == expected
+    assert dag.timetable.expression == ("0 0 * * 1" if "weekly" in dag_id else "0 0 * * *")
 
 
 def test_daily_runs_evaluate_their_interval_start(dagbag):

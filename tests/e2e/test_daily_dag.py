@@ -157,3 +157,20 @@ def test_ab_readout_dag_writes_the_readout_and_one_mlflow_run(state):
     assert len(runs) == 1
     assert runs[0].data.tags["offline_eval.treatment_version"] == "v2"
     assert runs[0].data.tags["offline_eval.dag_run_id"].startswith("manual__")
+
+
+def test_baseline_dag_rebuilds_the_same_reference_the_daily_run_built(state):
+    """compute built the previous day's baseline on demand; the baseline DAG's run for that day
+    replaces it with identical rows (a baseline is a function of its window's raw data)."""
+    path = state / "home" / "warehouse" / f"{DB}.db" / "baselines" / "window_days=1" / "ds=2026-06-17"
+    cols = ["model_version", "kind", "name", "variant", "segment", "n", "mean", "std", "payload"]
+
+    def rows():
+        return sorted(tuple(r[c] for c in cols) for r in pq.read_table(path).to_pylist())
+
+    before = rows()
+    assert {r[1] for r in before} == {"numeric", "categorical", "score_bins", "metric"}
+    _sh(state, "airflow dags test offline_eval_baseline_daily 2026-06-17")
+    assert rows() == before
+    drift = pq.read_table(_partition(state, "drift_daily")).to_pylist()
+    assert {(r["model_version"], r["reference"]) for r in drift} >= {("v1", "previous_day"), ("v2", "previous_day")}

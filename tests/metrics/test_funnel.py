@@ -20,13 +20,13 @@ def ts(minutes: float) -> dt.datetime:
 def funnel(spark):
     impressions = spark.createDataFrame(
         [
-            ("m", "v1", "e", "control", "r1", 1, 10),
-            ("m", "v1", "e", "control", "r1", 1, 11),
-            ("m", "v1", "e", "control", "r2", 1, 10),
-            ("m", "v2", "e", "treatment", "r3", 2, 12),
+            ("m", "v1", "e", "control", "r1", 1, 10, 1, 0.3),
+            ("m", "v1", "e", "control", "r1", 1, 11, 2, 0.2),
+            ("m", "v1", "e", "control", "r2", 1, 10, 1, 0.1),
+            ("m", "v2", "e", "treatment", "r3", 2, 12, 1, 0.4),
         ],
         "model_name string, model_version string, experiment_id string, variant string, request_id string, "
-        "user_id bigint, item_id bigint",
+        "user_id bigint, item_id bigint, position int, score double",
     )
     clicks = spark.createDataFrame(
         [

@@ -1,0 +1,43 @@
+"""Alert rules and baseline bookkeeping, by hand."""
+from __future__ import annotations
+
+import pytest
+
+from offline_eval.jobs.baseline import metric_rows, weekly_end, window_dates
+from offline_eval.metrics.drift import fold_rare
+from offline_eval.stats.alerts import ctr_drop_alerts, threshold_alerts
+from offline_eval.stats.drift import OTHER, compare_categorical
+
+
+def test_weekly_baseline_ends_on_the_sunday_before():
+    assert weekly_end("2026-06-15") == "2026-06-14"  # Monday
+    assert weekly_end("2026-06-18") == "2026-06-14"  # Thursday
+    assert weekly_end("2026-06-14") == "2026-06-07"  # a Sunday compares with the week before
+    assert window_dates("2026-06-14", 3) == ["2026-06-12", "2026-06-13", "2026-06-14"]
+
+
+def test_metric_baseline_mean_and_sample_std():
+    values = {d: [{"model_name": "m", "model_version": "v1", "variant": "control", "segment": "all", "metric": "ctr",
+                   "value": v}] for d, v in (("2026-06-01", 0.08), ("2026-06-02", 0.10), ("2026-06-03", None))}
+    (row,) = metric_rows(values, "2026-06-03", 3)
+    assert (row["n"], row["mean"]) == (2.0, pytest.approx(0.09))
+    assert row["std"] == pytest.approx(0.0141421356, rel=1e-8)  # sqrt(((0.01)^2 * 2) / 1)
+
+
+def test_three_sigma_and_ctr_drop_rules():
+    key = ("control", "all", "ctr")
+    base = {key: (0.08, 0.004, 7.0), ("control", "all", "auc"): (0.70, 0.01, 7.0)}
+    today = {key: 0.067, ("control", "all", "auc"): 0.69}
+    (hi,) = threshold_alerts(today, base, "baseline_7d")  # 0.067 < 0.08 - 0.012; AUC within 1 sd
+    assert (hi["metric"], hi["severity"], hi["z"]) == ("ctr", "high", pytest.approx(-3.25))
+    assert threshold_alerts(today, {key: (0.08, 0.004, 2.0)}, "b") == []  # too few days
+    (med,) = ctr_drop_alerts(today, base, "previous_day")  # -16.25% < -10%
+    assert med["severity"] == "medium" and med["relative_change"] == pytest.approx(-0.1625)
+    assert ctr_drop_alerts({key: 0.073}, base, "p") == []  # -8.75%: no alert
+
+
+def test_rare_categories_fold_into_other_on_both_sides():
+    folded = fold_rare({"a": 5000, "b": 4990, "c": 9, "d": 1})
+    assert folded == {"a": 5000, "b": 4990, OTHER: 10}
+    out = compare_categorical("x", folded, {"a": 10, "b": 10, "c": 1, "zz": 3})
+    assert out["categories"] == 3 and out["n_current"] == 24
