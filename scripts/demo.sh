@@ -30,10 +30,10 @@ elapsed=$(( $(date +%s) - t0 ))
 cat <<TXT
 
 Done in $((elapsed / 60)) min $((elapsed % 60)) s.
-- Reports:   $OFFLINE_EVAL_REPORTS/<model>/<version>/<ds>/report.html (open in a browser)
+- Reports:   $OFFLINE_EVAL_REPORTS/<model>/<version>/<ds>/report.html (open in a browser), drift.json, alerts.json
 - A/B:       $OFFLINE_EVAL_REPORTS/ab/exp_home_feed_v2/$END/readout.html (true lifts: docs/demo_scenario.md)
 - GX results: $OFFLINE_EVAL_REPORTS/validation/<ds>/validation.json
 - MLflow:    make mlflow-ui, then http://127.0.0.1:5000 (experiment home_feed_ctr, one run per version and day)
-- Tables:    Hive database offline_eval in $OFFLINE_EVAL_HOME/warehouse (metrics_daily)
+- Tables:    Hive database offline_eval in $OFFLINE_EVAL_HOME/warehouse (metrics_daily, drift_daily, baselines)
 TXT
 exit $status
