@@ -70,6 +70,8 @@ def step_spark_profile(ref: str, profile_out: str) -> dict:
 
 
 def step_spark_drift(cur: str, profile_in: str) -> dict:
+    import pyarrow as pa
+
     from offline_eval.io.spark import get_spark
     from offline_eval.jobs.drift import compare
     from offline_eval.metrics.drift import histograms
@@ -77,13 +79,24 @@ def step_spark_drift(cur: str, profile_in: str) -> dict:
     profile = json.loads(Path(profile_in).read_text())
     t0 = time.monotonic()
     spark = get_spark("bench-drift", hive=False)
-    spark.range(1).count()  # JVM and executor warm, as in a long-running job
+
+    def ready(batches):
+        yield pa.RecordBatch.from_arrays([pa.array([0], pa.int64())], names=["n"])
+
+    # Start-up, timed apart: the JVM, and one Python worker per core (what a long-running
+    # job or a warm cluster already has).
+    cores = spark.sparkContext.defaultParallelism
+    spark.range(cores).repartition(cores).mapInArrow(ready, "n long").collect()
     t1 = time.monotonic()
-    hist = histograms(spark.read.parquet(cur), {c: profile["numeric"][c]["edges"] for c in NUMERIC}, CATEGORICAL)
+    edges = {c: profile["numeric"][c]["edges"] for c in NUMERIC}
+    hist = histograms(spark.read.parquet(cur), edges, CATEGORICAL)
     result = compare(profile, hist)
     t2 = time.monotonic()
+    # Second run in the same session: the JVM's JIT and the OS page cache are warm.
+    compare(profile, histograms(spark.read.parquet(cur), edges, CATEGORICAL))
+    t3 = time.monotonic()
     spark.stop()
-    return {"jvm_start_s": t1 - t0, "compute_s": t2 - t1,
+    return {"jvm_start_s": t1 - t0, "compute_s": t2 - t1, "warm_s": t3 - t2,
             "psi": {r["column"]: r["psi"] for r in result}}
 
 
@@ -118,13 +131,16 @@ def step_duckdb(ref: str, cur: str, profile_in: str) -> dict:
             got[c] = dict(con.execute(f"SELECT {c}, count(*) FROM read_parquet('{path}/*.parquet') GROUP BY 1").fetchall())
         return got
 
-    r, c = counts(ref), counts(cur)
+    r = counts(ref)
+    t1 = time.monotonic()
+    c = counts(cur)
+    current_s = time.monotonic() - t1
     for col in NUMERIC:
         out[col] = psi(r[col], c[col])
     for col in CATEGORICAL:
         keys = sorted(set(r[col]) | set(c[col]))
         out[col] = psi(np.array([r[col].get(k, 0) for k in keys]), np.array([c[col].get(k, 0) for k in keys]))
-    return {"compute_s": time.monotonic() - t0, "psi": out,
+    return {"compute_s": time.monotonic() - t0, "current_s": current_s, "psi": out,
             "note": "both tables scanned (reference counts included); PSI only"}
 
 
@@ -246,15 +262,15 @@ def main() -> int:
 def write_markdown(results: list[dict]) -> None:
     lines = ["# Benchmarks", "", "`make bench` (bench/drift_bench.py) on this machine: 2 cores, 24 GiB, Spark local[*].",
              "20 numeric + 5 categorical features; the current table drifts in half of them.", "",
-             "| rows | Spark daily drift (compute) | JVM start | DuckDB PSI | Spark / DuckDB | Evidently DataDriftPreset | Evidently / Spark | Spark profile (baseline, once) |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| rows | Spark daily drift (compute) | same, 2nd run | start-up (JVM, Python workers) | DuckDB PSI | Spark / DuckDB | DuckDB, current table only | Evidently DataDriftPreset | Evidently / Spark | Spark profile (baseline, once) |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         s, d, e, pr = r.get("spark_drift", {}), r.get("duckdb", {}), r.get("evidently", {}), r.get("spark_profile", {})
         sc, dc, ec = s.get("compute_s"), d.get("compute_s"), e.get("compute_s")
         f = lambda x: "n/a" if x is None else f"{x:.2f} s"  # noqa: E731
         ratio = lambda a, b: "n/a" if a is None or b is None else f"{a / b:.2f}x"  # noqa: E731
-        lines.append(f"| {r['rows']:,} | {f(sc)} | {f(s.get('jvm_start_s'))} | {f(dc)} | {ratio(sc, dc)} | {f(ec)} | "
-                     f"{ratio(ec, sc)} | {f(pr.get('compute_s'))} |")
+        lines.append(f"| {r['rows']:,} | {f(sc)} | {f(s.get('warm_s'))} | {f(s.get('jvm_start_s'))} | {f(dc)} | "
+                     f"{ratio(sc, dc)} | {f(d.get('current_s'))} | {f(ec)} | {ratio(ec, sc)} | {f(pr.get('compute_s'))} |")
     for r in results:
         a, b = r.get("spark_drift", {}).get("psi"), r.get("duckdb", {}).get("psi")
         if a and b:
@@ -265,8 +281,14 @@ def write_markdown(results: list[dict]) -> None:
     big, small = by.get(max(by)), by.get(min(by))
     sd, dd = big.get("spark_drift", {}).get("compute_s"), big.get("duckdb", {}).get("compute_s")
     if sd and dd:
-        lines.append(f"- Spark no slower than 2x DuckDB at {big['rows']:,} rows: {sd / dd:.2f}x, "
-                     f"{'met' if sd / dd <= 2 else 'not met'}.")
+        lines.append(f"- Spark no slower than 2x DuckDB at {big['rows']:,} rows: {sd / dd:.2f}x on the first run "
+                     f"in a fresh session, {'met' if sd / dd <= 2 else 'not met'}"
+                     + (f" ({big['spark_drift']['warm_s'] / dd:.2f}x on the second run)." if big["spark_drift"].get("warm_s") else "."))
+        dcur = big.get("duckdb", {}).get("current_s")
+        if dcur:
+            lines.append(f"- Against DuckDB scanning only the current table (as Spark does, reference counts "
+                         f"taken from the stored profile): {sd / dcur:.2f}x. Reported for context; the issue's "
+                         "DuckDB reference computes PSI from both Parquet files.")
     ev = [(r["rows"], r["evidently"]["compute_s"] / r["spark_drift"]["compute_s"]) for r in results
           if r.get("evidently", {}).get("compute_s") and r.get("spark_drift", {}).get("compute_s")]
     for rows, ratio in ev:
@@ -281,9 +303,11 @@ def write_markdown(results: list[dict]) -> None:
             lines.append(f"- Memory: the Spark process tree peaks at {m1:.0f} MB and {m2:.0f} MB. In local mode the "
                          "executors live in the driver JVM, so this is the JVM heap filling towards its limit, not "
                          "data collected on the driver: only columns x bins counts per partition reach it.")
-    lines += ["", "Spark daily drift = one pass binning all 25 columns of the current table on the stored edges,",
-              "then PSI, KS (999-edge grid), JS, Wasserstein and chi-square. DuckDB computes only the 10-bin PSI, and",
-              "scans both tables (it has no stored baseline counts). Evidently reads both tables into pandas.", "",
+    lines += ["", "Spark daily drift = the current table's 20 numeric columns binned on the stored 999-edge grids",
+              "in one `mapInArrow` pass and its 5 categorical columns counted in one JVM aggregation (the two jobs",
+              "read disjoint columns), then PSI, KS, JS, Wasserstein and chi-square. The first run in a fresh",
+              "session is the headline (JVM JIT cold); the second run shows the steady state. DuckDB computes only",
+              "the 10-bin PSI from both tables. Evidently reads both tables into pandas.", "",
               "Peak memory: the largest resident set of the step's whole process tree (Python + JVM), sampled every 0.2 s.", "",
               "| rows | Spark daily drift | DuckDB | Evidently | Spark profile |", "| ---: | ---: | ---: | ---: | ---: |"]
     for r in results:

@@ -86,7 +86,7 @@ def daily(impressions: Any, refs: dict[str, tuple[str, dict]]) -> tuple[list[dic
     edge_sets = {ref: {sep.join(key): {c: p["edges"] for c, p in parsed[key]["profile"]["numeric"].items()}
                        for key in parsed if key in versions}
                  for ref, (_, parsed) in refs.items()}
-    hist = grouped_histograms(df, "_g", edge_sets, categorical)
+    hist = grouped_histograms(df, "_g", edge_sets, categorical, groups=[sep.join(v) for v in versions])
     rows, notes = [], []
     for ref, (end, parsed) in refs.items():
         for key in versions:

@@ -5,10 +5,11 @@
   mean, std, min and max; then the reference histogram on those edges. For categorical
   columns, the value counts. Decile edges (for PSI) are the grid edges at 0.1 .. 0.9, so the
   decile counts are sums of grid counts.
-* ``histograms``: counts of any data on given edges / categories, for all columns in a single
-  ``mapInArrow`` pass (numpy ``searchsorted`` + ``bincount`` per Arrow batch). Only
-  (column, bin, count) rows leave the executors, one set per partition: driver memory grows
-  with partitions x columns x bins, never with rows.
+* ``histograms``: counts of any data on given edges / categories: numeric columns in one
+  ``mapInArrow`` pass (each Arrow batch sorted once per column, then ``searchsorted`` of the
+  edges), categorical columns in one JVM aggregation. Only (column, bin, count) rows leave the
+  executors, one set per partition: driver memory grows with partitions x columns x bins,
+  never with rows.
 
 Bins: bin 0 is (-inf, e0], bin k is (e_{k-1}, e_k], the last is (e_last, inf); nulls and NaN
 are counted apart as missing.
@@ -48,66 +49,96 @@ def histograms(df: DataFrame, edges: Mapping[str, Sequence[float]], categorical:
 
 
 def grouped_histograms(df: DataFrame, group_col: str | None, edge_sets: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]],
-                       categorical: Sequence[str]) -> dict:
-    """Histograms of every group of ``df`` on several edge sets at once, in one pass.
+                       categorical: Sequence[str], groups: Sequence[str] | None = None) -> dict:
+    """Histograms of every group of ``df`` on several edge sets at once.
 
     ``edge_sets``: {set name: {group: {column: edges}}} (e.g. the previous day's and the weekly
-    baseline's edges of each model version). Returns {"numeric": {set: {group: {column: {bin:
-    count}}}}, "categorical": {group: {column: {value: count}}}}. With ``group_col`` None
-    the whole frame is one group named "".
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    baseline's edges of each model version). ``groups``: the group values, when the caller
+    knows them (otherwise one small distinct query finds them). Returns {"numeric": {set:
+    {group: {column: {bin: count}}}}, "categorical": {group: {column: {value: count}}}}. With
+    ``group_col`` None the whole frame is one group named "".
 
-    sets = {s: {g: {c: np.asarray(e, dtype=float) for c, e in cols.items()} for g, cols in groups.items()}
-            for s, groups in edge_sets.items()}
-    numeric = sorted({c for groups in sets.values() for cols in groups.values() for c in cols})
-    cats = list(categorical)
-    schema = "set string, grp string, column string, bin long, value string, n long"
+    Two Spark jobs that read disjoint columns, so every column's pages are read once:
+
+    * numeric columns go to Python as Arrow (``mapInArrow``, doubles and a small int group
+      code only: strings are slow to convert). Each batch is sorted once per column, and the
+      counts on every edge set are differences of ``searchsorted(sorted values, edges)``:
+      999 binary searches per batch instead of one per value.
+    * categorical columns are counted in the JVM: one row per (group, column, value) from
+      ``inline`` + ``groupBy``; their strings never cross to Python.
+    """
+    from pyspark.sql import functions as F
+
+    sets = {s: {g: {c: np.asarray(e, dtype=float) for c, e in cols.items()} for g, cols in grp.items()}
+            for s, grp in edge_sets.items()}
+    numeric = sorted({c for grp in sets.values() for cols in grp.values() for c in cols})
+    cats = [c for c in categorical if c not in numeric]
+    if group_col is None:
+        names: list[str] = [""]
+        code = F.lit(0)
+    else:
+        if groups is None:
+            groups = [r[0] for r in df.select(F.col(group_col).cast("string")).distinct().collect() if r[0] is not None]
+        names = sorted(set(groups))
+        code = None
+        for i, g in enumerate(names):
+            cond = F.col(group_col).cast("string") == F.lit(g)
+            code = F.when(cond, i) if code is None else code.when(cond, i)
+        code = code.otherwise(-1) if code is not None else F.lit(-1)
+    result: dict = {"numeric": {s: {} for s in edge_sets}, "categorical": {}}
+    if numeric:
+        table = _numeric_counts(df, code, names, sets, numeric)
+        for s, gi, column, b, n in zip(*(table.column(k).to_pylist() for k in ("set", "grp", "column", "bin", "n"))):
+            g = names[gi]
+            acc = result["numeric"][s].setdefault(g, {c: {} for c in edge_sets[s].get(g, {})})[column]
+            acc[int(b)] = acc.get(int(b), 0) + int(n)
+    if cats:
+        values = F.inline(F.array(*[F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value"))
+                                    for c in cats]))
+        rows = df.select(code.alias("grp"), values).where("grp >= 0").groupBy("grp", "column", "value").count().collect()
+        for gi, column, value, n in rows:
+            acc = result["categorical"].setdefault(names[gi], {c: {} for c in cats})[column]
+            acc[value] = acc.get(value, 0) + int(n)
+    return result
+
+
+def _numeric_counts(df: DataFrame, code, names: Sequence[str], sets: Mapping, numeric: Sequence[str]):
+    """Arrow table (set, grp index, column, bin, n): the counts of every partition."""
+    import pyarrow as pa
+
+    # Per group index: [(set, column, edges)], resolved once per task, not per batch.
+    work: dict[int, list[tuple[str, str, np.ndarray]]] = {
+        gi: [(s, c, e) for s, grp in sets.items() for c, e in grp.get(g, {}).items()] for gi, g in enumerate(names)}
+    schema = "set string, grp int, column string, bin long, n long"
 
     def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        num_acc: dict[tuple, np.ndarray] = {}
-        missing: dict[tuple, int] = {}
-        cat_acc: dict[tuple, dict] = {}
+        acc: dict[tuple, np.ndarray] = {}
         for batch in batches:
-            if group_col is None:
-                parts = {"": None}
-            else:
-                keys = batch.column(group_col).cast(pa.string())
-                parts = {g: pc.equal(keys, g) for g in pc.unique(keys).to_pylist() if g is not None}
-            for g, mask in parts.items():
-                sub = batch if mask is None else batch.filter(mask)
-                values = {}
-                for s, groups in sets.items():
-                    for c, e in groups.get(g, {}).items():
-                        if c not in values:
-                            x = sub.column(c).cast(pa.float64()).to_numpy(zero_copy_only=False)
-                            values[c] = (x[~np.isnan(x)], int(np.isnan(x).sum()))
-                        x, nmiss = values[c]
-                        key = (s, g, c)
-                        acc = num_acc.setdefault(key, np.zeros(len(e) + 1, dtype=np.int64))
-                        acc += np.bincount(np.searchsorted(e, x, side="left"), minlength=len(e) + 1)
-                        missing[key] = missing.get(key, 0) + nmiss
-                for c in cats:
-                    vc = pc.value_counts(sub.column(c).cast(pa.string()))
-                    acc = cat_acc.setdefault((g, c), {})
-                    for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
-                        acc[v] = acc.get(v, 0) + n
-        out: dict[str, list] = {k: [] for k in ("set", "grp", "column", "bin", "value", "n")}
-
-        def emit(s, g, c, b, v, n):
-            for k, x in zip(out, (s, g, c, b, v, n)):
-                out[k].append(x)
-
-        for (s, g, c), acc in num_acc.items():
-            for b in np.flatnonzero(acc).tolist():
-                emit(s, g, c, b, None, int(acc[b]))
-            if missing[(s, g, c)]:
-                emit(s, g, c, MISSING, None, missing[(s, g, c)])
-        for (g, c), acc in cat_acc.items():
-            for v, n in acc.items():
-                emit(None, g, c, 0, v, n)
-        types = (pa.string(), pa.string(), pa.string(), pa.int64(), pa.string(), pa.int64())
+            codes = batch.column("__grp").to_numpy(zero_copy_only=False)
+            present = [int(g) for g in np.unique(codes) if g >= 0 and work.get(int(g))]
+            for gi in present:
+                mask = None if len(present) == 1 and (codes == gi).all() else codes == gi
+                sorted_cols: dict[str, tuple[np.ndarray, int]] = {}
+                for s, c, e in work[gi]:
+                    if c not in sorted_cols:
+                        x = batch.column(c).cast(pa.float64()).to_numpy(zero_copy_only=False)  # null -> NaN
+                        x = np.sort(x if mask is None else x[mask])  # NaN sort last
+                        valid = len(x) - int(np.isnan(x).sum())
+                        sorted_cols[c] = (x[:valid], len(x) - valid)
+                    x, nmiss = sorted_cols[c]
+                    # bin k = (e[k-1], e[k]]: its count is #(x <= e[k]) - #(x <= e[k-1]).
+                    counts = np.diff(np.searchsorted(x, e, side="right"), prepend=0, append=len(x))
+                    key = (s, gi, c)
+                    if key not in acc:
+                        acc[key] = np.zeros(len(e) + 2, dtype=np.int64)  # last slot: missing
+                    acc[key][:-1] += counts
+                    acc[key][-1] += nmiss
+        out: dict[str, list] = {k: [] for k in ("set", "grp", "column", "bin", "n")}
+        for (s, gi, c), a in acc.items():
+            for b in np.flatnonzero(a).tolist():
+                for k, v in zip(out, (s, gi, c, MISSING if b == len(a) - 1 else b, int(a[b]))):
+                    out[k].append(v)
+        types = (pa.string(), pa.int32(), pa.string(), pa.int64(), pa.int64())
         yield pa.RecordBatch.from_arrays([pa.array(out[k], t) for k, t in zip(out, types)], names=list(out))
 
     spark = df.sparkSession
@@ -116,26 +147,15 @@ def grouped_histograms(df: DataFrame, group_col: str | None, edge_sets: Mapping[
     spark.conf.set(key, str(ARROW_BATCH_ROWS))  # fewer, larger batches: less per-batch overhead
     try:
         # Each partition emits at most sets x groups x columns x bins rows; they come back as
-        # Arrow and are summed here, which saves a shuffle stage (driver memory: partitions x
-        # columns x bins, never rows).
-        cols = [*numeric, *[c for c in cats if c not in numeric]]
-        if group_col is not None:
-            cols.append(group_col)
-        table = df.select(*cols).mapInArrow(count, schema).toArrow()
+        # Arrow and are summed on the driver, which saves a shuffle stage (driver memory:
+        # partitions x columns x bins, never rows).
+        return (df.select(*numeric, code.cast("int").alias("__grp")).where("__grp >= 0")
+                .mapInArrow(count, schema).toArrow())
     finally:
         if previous is None:
             spark.conf.unset(key)
         else:
             spark.conf.set(key, previous)
-    result: dict = {"numeric": {s: {} for s in edge_sets}, "categorical": {}}
-    for s, g, column, b, value, n in zip(*(table.column(k).to_pylist() for k in ("set", "grp", "column", "bin", "value", "n"))):
-        if s is None:
-            acc = result["categorical"].setdefault(g, {c: {} for c in cats})[column]
-            acc[value] = acc.get(value, 0) + int(n)
-        else:
-            acc = result["numeric"][s].setdefault(g, {c: {} for c in edge_sets[s].get(g, {})})[column]
-            acc[int(b)] = acc.get(int(b), 0) + int(n)
-    return result
 
 
 def reference_profile(df: DataFrame, numeric: Sequence[str], categorical: Sequence[str], grid: int = GRID) -> dict:
@@ -224,7 +244,7 @@ def grouped_profiles(df: DataFrame, group_col: str, numeric: Sequence[str], cate
             }
         profiles[g] = prof
     hist = grouped_histograms(df, group_col, {"ref": {g: {c: p["numeric"][c]["edges"] for c in numeric}
-                                                      for g, p in profiles.items()}}, categorical)
+                                                      for g, p in profiles.items()}}, categorical, groups=list(profiles))
     for g, prof in profiles.items():
         counts = hist["numeric"]["ref"].get(g, {})
         for c in numeric:
