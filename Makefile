@@ -12,17 +12,19 @@ IMPRESSIONS_PER_DAY ?= 100000
 REPROCESS ?= completed
 MLFLOW_PORT ?= 5000
 PYTEST_ARGS ?=
+SEEDS  ?= 40
 
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 ENV := source scripts/env.sh &&
 
-.PHONY: help prereqs install demo test test-fast bench backfill mlflow-ui airflow-up airflow-down summary clean
+.PHONY: help prereqs install demo test test-fast bench ab-coverage backfill mlflow-ui airflow-up airflow-down summary clean
 
 help:
 	@echo "make demo        set up, generate $(DAYS) days, backfill them through Airflow, print the summary"
 	@echo "make test        install test dependencies and run the test suite"
 	@echo "make bench       drift benchmark (Spark vs DuckDB vs Evidently, 1M and 10M rows) -> docs/benchmarks.md"
+	@echo "make ab-coverage A/B readout interval coverage over $(SEEDS) seeds of the demo scenario -> bench/ab_coverage.json"
 	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=none|failed|completed]"
 	@echo "make mlflow-ui   serve the MLflow UI of the local tracking database on port $(MLFLOW_PORT)"
 	@echo "make summary START=... END=...   print the published daily summary"
@@ -72,6 +74,10 @@ test-fast: $(DEV_STAMP)
 # Drift benchmark: Spark vs DuckDB vs Evidently at 1M and 10M rows -> docs/benchmarks.md.
 bench: $(DEV_STAMP)
 	@$(ENV) python bench/drift_bench.py --rows "$(BENCH_ROWS)"
+
+# Does the readout's 95% interval cover the generator's true lift 95% of the time? (about 30 s a seed)
+ab-coverage: $(STAMP)
+	@$(ENV) python bench/ab_coverage.py --seeds $(SEEDS) --out bench/ab_coverage.json
 
 clean:
 	rm -rf .local

@@ -191,3 +191,33 @@ def daily_summary(settings: Settings, model: str, start: str, end: str) -> str:
     return format_summary(alll, model) + format_root_cause(
         rows, _published(settings, model, shown, "drift.json"), _published(settings, model, shown, "alerts.json"),
         since=start)
+
+
+# readout metric -> key of the generator's ground truth (docs/demo_scenario.md)
+TRUE_LIFTS = (("ctr", "ctr_relative_lift"), ("cvr", "cvr_relative_lift"),
+              ("orders_per_user", "orders_per_user_relative_lift"), ("gmv_per_user", "gmv_per_user_relative_lift"))
+
+
+def truth_check_lines(readout: dict, truth: dict, coverage: dict | None = None) -> list[str]:
+    """For a readout of generated data: each metric's relative lift and interval next to the
+    generator's true lift, and how many standard errors apart they are. A 95% interval misses
+    the truth in 1 of 20 samples; ``coverage`` (bench/ab_coverage.json) says how often it
+    covered it over many seeds."""
+    true = truth.get("treatment_vs_control", truth)
+    rows = {r["metric"]: r for r in readout.get("metrics", [])}
+    lines = ["Readout vs the generator's true lifts (treatment vs control):"]
+    for metric, key in TRUE_LIFTS:
+        r = rows.get(metric)
+        if r is None or key not in true or r.get("rel_ci_low") is None:
+            continue
+        lo, hi, lift, t = r["rel_ci_low"], r["rel_ci_high"], r["rel_lift"], true[key]
+        se = (hi - lo) / (2 * 1.959963984540054)
+        z = (lift - t) / se if se > 0 else float("nan")
+        verdict = "covers the truth" if lo <= t <= hi else "misses the truth"
+        line = (f"  {metric:<16} true {t:+.2%}  estimate {lift:+.2%} [{lo:+.2%}, {hi:+.2%}]  "
+                f"{verdict} ({z:+.1f} SE)")
+        cov = (coverage or {}).get("summary", {}).get(metric)
+        if cov:
+            line += f"; covered in {cov['coverage']:.0%} of {cov['seeds']} seeds"
+        lines.append(line)
+    return lines

@@ -25,7 +25,17 @@ AB_READOUT_DAY="$END" bash scripts/backfill.sh "$START" "$END" completed || stat
 echo "== 3/3 summary"
 offline-eval summary --start "$START" --end "$END"
 AB_MD="$OFFLINE_EVAL_REPORTS/ab/exp_home_feed_v2/$END/readout.md"
-if [ -f "$AB_MD" ]; then echo; sed -e '/^Methods:/d' "$AB_MD"; fi
+if [ -f "$AB_MD" ]; then
+  echo; sed -e '/^Methods:/d' "$AB_MD"
+  echo
+  python - "${AB_MD%.md}.json" "$OFFLINE_EVAL_HOME/generated/ground_truth.json" bench/ab_coverage.json <<'PY'
+import json, pathlib, sys
+from offline_eval.summary import truth_check_lines
+readout, truth, coverage = (pathlib.Path(p) for p in sys.argv[1:4])
+cov = json.loads(coverage.read_text()) if coverage.exists() else None
+print("\n".join(truth_check_lines(json.loads(readout.read_text()), json.loads(truth.read_text()), cov)))
+PY
+fi
 elapsed=$(( $(date +%s) - t0 ))
 cat <<TXT
 

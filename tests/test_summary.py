@@ -44,3 +44,20 @@ def test_a_ctr_drop_is_flagged_and_split_into_mix_and_rate(settings, tmp_path):
     assert "9.20% -> 6.00% (-3.20 pts): mix -3.20 pts, rate +0.00 pts; new users 10% -> 50% of impressions" in out
     assert "vs previous_day (2026-06-17), PSI: f_user_tenure_days 0.51 (severe), c_device 0.05 (none)" in out
     assert "concept drift, new_users: P(click | score decile) -30.0% vs the week ending 2026-06-14" in out
+
+
+def test_truth_check_states_cover_or_miss_and_the_distance_in_se():
+    from offline_eval.summary import truth_check_lines
+
+    z = 1.959963984540054
+    readout = {"metrics": [
+        # interval 0.02 +- 0.02 * z / z: SE 0.01 exactly; truth 0.06 is 4 SE above.
+        {"metric": "ctr", "rel_lift": 0.02, "rel_ci_low": 0.02 - 0.01 * z, "rel_ci_high": 0.02 + 0.01 * z},
+        {"metric": "cvr", "rel_lift": 0.04, "rel_ci_low": 0.04 - 0.01 * z, "rel_ci_high": 0.04 + 0.01 * z},
+    ]}
+    truth = {"treatment_vs_control": {"ctr_relative_lift": 0.06, "cvr_relative_lift": 0.03}}
+    cov = {"summary": {"cvr": {"coverage": 0.95, "seeds": 40}}}
+    lines = truth_check_lines(readout, truth, cov)
+    assert len(lines) == 3
+    assert "misses the truth (-4.0 SE)" in lines[1] and lines[1].lstrip().startswith("ctr")
+    assert "covers the truth (+1.0 SE); covered in 95% of 40 seeds" in lines[2]

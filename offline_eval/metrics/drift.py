@@ -16,6 +16,7 @@ are counted apart as missing.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 GRID = 1000
 DECILES = 10
 ARROW_BATCH_ROWS = 200_000
+SCAN_SPLIT_BYTES = 1 << 30
 QUANTILE_ERROR = 1e-4  # relative rank error of approxQuantile; edges only need to be fixed, not exact
 
 
@@ -95,7 +97,9 @@ def grouped_histograms(df: DataFrame, group_col: str | None, edge_sets: Mapping[
     if cats:
         values = F.inline(F.array(*[F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value"))
                                     for c in cats]))
-        rows = df.select(code.alias("grp"), values).where("grp >= 0").groupBy("grp", "column", "value").count().collect()
+        with scan_conf(df.sparkSession):
+            rows = (df.select(code.alias("grp"), values).where("grp >= 0")
+                    .groupBy("grp", "column", "value").count().collect())
         for gi, column, value, n in rows:
             acc = result["categorical"].setdefault(names[gi], {c: {} for c in cats})[column]
             acc[value] = acc.get(value, 0) + int(n)
@@ -141,21 +145,37 @@ def _numeric_counts(df: DataFrame, code, names: Sequence[str], sets: Mapping, nu
         types = (pa.string(), pa.int32(), pa.string(), pa.int64(), pa.int64())
         yield pa.RecordBatch.from_arrays([pa.array(out[k], t) for k, t in zip(out, types)], names=list(out))
 
-    spark = df.sparkSession
-    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    previous = spark.conf.get(key, None)
-    spark.conf.set(key, str(ARROW_BATCH_ROWS))  # fewer, larger batches: less per-batch overhead
-    try:
-        # Each partition emits at most sets x groups x columns x bins rows; they come back as
-        # Arrow and are summed on the driver, which saves a shuffle stage (driver memory:
-        # partitions x columns x bins, never rows).
+    # Each partition emits at most sets x groups x columns x bins rows; they come back as
+    # Arrow and are summed on the driver, which saves a shuffle stage (driver memory:
+    # partitions x columns x bins, never rows).
+    with scan_conf(df.sparkSession):
         return (df.select(*numeric, code.cast("int").alias("__grp")).where("__grp >= 0")
                 .mapInArrow(count, schema).toArrow())
+
+
+@contextmanager
+def scan_conf(spark):
+    """Session settings for a histogram scan, restored afterwards.
+
+    * Larger Arrow batches: less per-batch overhead in the Python worker.
+    * Input splits of up to ``SCAN_SPLIT_BYTES``: Spark then cuts the files into about one split
+      per core (its split size is min(this, bytes / cores)). A histogram scan has a tiny output,
+      so fewer, larger tasks only save per-task costs (an Arrow stream to a Python worker each);
+      on 10M rows x 25 columns, 2 splits instead of 13 took 15.7 s instead of 21.6 s.
+    """
+    wanted = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_BATCH_ROWS),
+              "spark.sql.files.maxPartitionBytes": str(SCAN_SPLIT_BYTES)}
+    previous = {k: spark.conf.get(k, None) for k in wanted}
+    for k, v in wanted.items():
+        spark.conf.set(k, v)
+    try:
+        yield
     finally:
-        if previous is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, previous)
+        for k, v in previous.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
 
 
 def reference_profile(df: DataFrame, numeric: Sequence[str], categorical: Sequence[str], grid: int = GRID) -> dict:
