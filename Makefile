@@ -5,6 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV   ?= .venv
 BENCH_ROWS ?= 1000000,10000000
+BENCH_ARGS ?=
 START  ?= 2026-06-08
 END    ?= 2026-06-21
 DAYS   ?= 14
@@ -73,7 +74,7 @@ test-fast: $(DEV_STAMP)
 
 # Drift benchmark: Spark vs DuckDB vs Evidently at 1M and 10M rows -> docs/benchmarks.md.
 bench: $(DEV_STAMP)
-	@$(ENV) python bench/drift_bench.py --rows "$(BENCH_ROWS)"
+	@$(ENV) python bench/drift_bench.py --rows "$(BENCH_ROWS)" $(BENCH_ARGS)
 
 # Does the readout's 95% interval cover the generator's true lift 95% of the time? (about 30 s a seed)
 ab-coverage: $(STAMP)

@@ -85,3 +85,17 @@ def test_sql_nulls_and_nan_are_missing(spark):
     # 80 valid values 2..99 (ending 2..9): 40 at or below 50, 40 above.
     assert got["x"] == {0: 40, 1: 40, MISSING: 20}
     assert got["c"] == {None: 25, **{str(k): sum(1 for i in range(100) if i % 4 and i % 3 == k) for k in range(3)}}
+
+
+def test_infinities_are_values_and_integer_columns_are_binned(spark):
+    # +inf / -inf are values (last / first bin), not missing; a long column with nulls is
+    # binned on its double value. Worked out by hand from the 12 rows.
+    df = spark.createDataFrame(
+        [(float("inf"), 1), (float("-inf"), None), (float("nan"), 5), (None, 7), (0.5, 2), (2.0, 2),
+         (float("inf"), 9), (1.0, None), (-3.0, 0), (1.5, 4), (2.5, 1), (1.0, 3)],
+        "x double, k long")
+    got = histograms(df, {"x": [0.0, 1.0, 2.0], "k": [2.0, 4.0]}, [])
+    # x: (-inf,0]: -inf, -3 -> 2; (0,1]: 0.5, 1, 1 -> 3; (1,2]: 2, 1.5 -> 2; (2,inf): inf, inf, 2.5 -> 3.
+    assert got["x"] == {0: 2, 1: 3, 2: 2, 3: 3, MISSING: 2}
+    # k: <=2: 1, 2, 2, 0, 1 -> 5; (2,4]: 4, 3 -> 2; >4: 5, 7, 9 -> 3; null x2.
+    assert got["k"] == {0: 5, 1: 2, 2: 3, MISSING: 2}
