@@ -17,27 +17,16 @@ over the window from the experiment's first day (or Param `start`) to `ds`:
 """
 from __future__ import annotations
 
-import os
-from datetime import timedelta
+from airflow.sdk import Param, dag, task
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from offline_eval.orchestration import schedule_args, spark_job
 
-from offline_eval.orchestration import spark_job
-
-# Same optional last scheduled day as offline_eval_daily (the demo's data ends there).
-_END = os.environ.get("OFFLINE_EVAL_DAILY_END_DATE")
 _END_DS = "{{ params.end or ds }}"
 
 
 @dag(
     dag_id="offline_eval_ab_readout",
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 6, 1, tz="UTC"),
-    catchup=False,
-    end_date=pendulum.parse(_END, tz="UTC") if _END else None,
-    max_active_runs=1,
-    default_args={"owner": "offline-eval", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    **schedule_args(),
     params={
         "experiment": Param("", type="string", pattern=r"^[A-Za-z0-9_.-]*$",
                             description="Experiment id; empty = every experiment running on the day."),

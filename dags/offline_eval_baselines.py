@@ -19,26 +19,18 @@ replaces a window with identical rows.
 """
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag
+from airflow.sdk import dag
 
-from offline_eval.orchestration import spark_job
+from offline_eval.orchestration import schedule_args, spark_job
 
-_END = os.environ.get("OFFLINE_EVAL_DAILY_END_DATE")
-_ARGS = {"owner": "offline-eval", "retries": 1, "retry_delay": timedelta(minutes=5)}
+_RETRY = {"retries": 1, "retry_delay": timedelta(minutes=5)}
 
 
 @dag(
     dag_id="offline_eval_baseline_weekly",
-    schedule=CronDataIntervalTimetable("0 0 * * 1", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 6, 1, tz="UTC"),
-    catchup=False,
-    end_date=pendulum.parse(_END, tz="UTC") if _END else None,
-    max_active_runs=1,
-    default_args=_ARGS,
+    **schedule_args("0 0 * * 1", **_RETRY),
     tags=["offline-eval", "baseline", "weekly", "spark"],
     doc_md=__doc__,
 )
@@ -50,12 +42,7 @@ def offline_eval_baseline_weekly() -> None:
 
 @dag(
     dag_id="offline_eval_baseline_daily",
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 6, 1, tz="UTC"),
-    catchup=False,
-    end_date=pendulum.parse(_END, tz="UTC") if _END else None,
-    max_active_runs=1,
-    default_args=_ARGS,
+    **schedule_args(**_RETRY),
     tags=["offline-eval", "baseline", "daily", "spark"],
     doc_md=__doc__,
 )

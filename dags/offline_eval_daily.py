@@ -28,31 +28,16 @@ it more on a cluster with a shared metastore.
 """
 from __future__ import annotations
 
-import os
-from datetime import timedelta
+from airflow.sdk import Param, dag, task
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from offline_eval.orchestration import schedule_args, spark_job
 
-from offline_eval.orchestration import spark_job
-
-# Environment only (no Airflow Variables at parse time): where the warehouse, metastore and
-# MLflow live is deployment configuration.
-# Optional last day to schedule (yyyy-mm-dd). The demo sets it to its last generated day so
-# that unpausing the DAG for the backfill does not also schedule a run for today, whose
-# partitions do not exist.
-_END = os.environ.get("OFFLINE_EVAL_DAILY_END_DATE")
 _DAY_ARGS = ["--ds", "{{ ds }}", "--sample-rows", "{{ params.sample_rows }}"]
 
 
 @dag(
     dag_id="offline_eval_daily",
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 6, 1, tz="UTC"),
-    catchup=False,
-    end_date=pendulum.parse(_END, tz="UTC") if _END else None,
-    max_active_runs=2,
-    default_args={"owner": "offline-eval", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    **schedule_args(max_active_runs=2),
     params={
         "sample_rows": Param(50_000, type="integer", minimum=100, maximum=5_000_000,
                              description="Max rows per model version in the Evidently sample."),

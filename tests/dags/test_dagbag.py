@@ -126,3 +126,24 @@ def test_bad_data_exit_code_fails_without_retry(tmp_path, monkeypatch, code, fai
         op.execute({})
     assert isinstance(err.value, AirflowFailException) is fails_at_once
     assert op.exit_code() == code
+
+
+def test_every_dag_shares_the_timetable_and_stops_at_the_configured_end(monkeypatch):
+    """OFFLINE_EVAL_DAILY_END_DATE (the demo's last day) bounds every DAG, so unpausing for a
+    backfill never schedules a day without data; without it the DAGs run on."""
+    import pendulum
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("OFFLINE_EVAL_DAILY_END_DATE", "2026-06-21")
+    bounded = DagBag(dag_folder=str(DAGS)).dags
+    assert len(bounded) == 4
+    for dag_id, dag in bounded.items():
+        assert dag.end_date == pendulum.datetime(2026, 6, 21, tz="UTC"), dag_id
+        assert dag.start_date == pendulum.datetime(2026, 6, 1, tz="UTC"), dag_id
+        assert dag.catchup is False and dag.owner == "offline-eval"
+        assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    assert bounded["offline_eval_daily"].max_active_runs == 2
+    assert bounded["offline_eval_baseline_weekly"].default_args["retry_delay"].total_seconds() == 300
+    assert bounded["offline_eval_ab_readout"].default_args["retries"] == 2
+    monkeypatch.delenv("OFFLINE_EVAL_DAILY_END_DATE")
+    assert all(d.end_date is None for d in DagBag(dag_folder=str(DAGS)).dags.values())
