@@ -32,6 +32,26 @@ def validation_dir(settings: Settings, ds: str) -> Path:
     return settings.reports_dir / "validation" / validate_ds(ds)
 
 
+def failed_validation_days(settings: Settings, dates: list[str]) -> dict[str, Path]:
+    """{ds: result file} for the days among ``dates`` whose latest input validation failed.
+
+    A day that was never validated is not in it (history loaded before the pipeline ran);
+    a result file that cannot be read counts as failed, so bad data is never trusted by default.
+    """
+    failed = {}
+    for ds in dates:
+        path = validation_dir(settings, ds) / "validation.json"
+        if not path.exists():
+            continue
+        try:
+            ok = json.loads(path.read_text()).get("success") is True
+        except (OSError, ValueError, AttributeError):
+            ok = False
+        if not ok:
+            failed[ds] = path
+    return failed
+
+
 def staging_dir(settings: Settings, ds: str) -> Path:
     """Hand-off from compute to publish: aggregates and bounded samples of one day, all models."""
     return settings.staging_dir / validate_ds(ds)

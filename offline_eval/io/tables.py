@@ -30,6 +30,7 @@ class Tables:
 
     def __init__(self, spark: SparkSession, settings: Settings) -> None:
         self.spark = spark
+        self.settings = settings
         self.database = validate_sql_name(settings.database, "database name")
 
     def qualified(self, table: str) -> str:

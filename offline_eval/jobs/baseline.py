@@ -11,6 +11,10 @@ A baseline is a function of the raw partitions of its window only, so whichever 
 it first (the weekly DAG, or a daily run that needs it) writes the same rows, and a backfill
 of any day compares against exactly the reference that day had. Daily metrics come from
 metrics_daily where the day was evaluated and are computed from the raw partitions otherwise.
+
+Days whose input validation failed (reports/validation/<ds>/validation.json) are left out of
+every window, so a reference is never built from a partition the GX suites rejected; once the
+data is fixed and the day re-validated, rebuild the windows that contain it (docs/drift.md).
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from offline_eval.config import DayConfig, Settings, parse_ds, validate_ds
 from offline_eval.contract import BASELINES, categorical_features, numeric_features
+from offline_eval.io.paths import failed_validation_days
 from offline_eval.jobs import day_metrics
 from offline_eval.metrics.drift import grouped_profiles
 from offline_eval.metrics.funnel import attributed_clicks
@@ -70,14 +75,24 @@ def _row(name: str, version: str, kind: str, key: str, *, variant: str | None = 
             "window_days": window_days, "ds": end}
 
 
-def profile_rows(tables: Tables, end: str, window_days: int, new_user_days: int = 7) -> list[dict]:
-    """Feature/score profiles and score bins of every model version served in the window."""
+def profile_rows(tables: Tables, end: str, window_days: int, new_user_days: int = 7,
+                 exclude: Iterable[str] = ()) -> list[dict]:
+    """Feature/score profiles and score bins of every model version served in the window,
+    leaving out the days in ``exclude``."""
     from pyspark.sql import functions as F
 
-    start = window_dates(end, window_days)[0]
+    dates = window_dates(end, window_days)
+    exclude = sorted(set(exclude) & set(dates))
+    kept = [d for d in dates if d not in exclude]
+    if not kept:
+        return []
+
+    def read(table: str) -> DataFrame:
+        df = tables.read_range(table, dates[0], end)
+        return df.where(~F.col("ds").isin(exclude)) if exclude else df
+
     numeric, categorical = monitored_columns()
-    imps = tables.read_range("impressions", start, end).withColumn(
-        "_g", F.concat_ws(_SEP, "model_name", "model_version")).cache()
+    imps = read("impressions").withColumn("_g", F.concat_ws(_SEP, "model_name", "model_version")).cache()
     try:
         profiles = grouped_profiles(imps, "_g", numeric, categorical)
         out = []
@@ -89,9 +104,9 @@ def profile_rows(tables: Tables, end: str, window_days: int, new_user_days: int 
             for c, p in prof["categorical"].items():
                 out.append(_row(name, version, "categorical", c, n=sum(p["counts"].values()), payload=p,
                                 window_days=window_days, end=end))
-        clicked = attributed_clicks(imps, tables.read_range("clicks", start, end)).select(
+        clicked = attributed_clicks(imps, read("clicks")).select(
             "request_id", "item_id").distinct().withColumn("clicked", F.lit(1))
-        users = tables.read("users", end, require=False).select("user_id", "signup_date")
+        users = tables.read("users", kept[-1], require=False).select("user_id", "signup_date")
         age = F.datediff(F.to_date("ds"), F.col("signup_date"))
         scored = (imps.select("model_name", "model_version", "request_id", "item_id", "user_id", "score", "ds")
                   .join(clicked, ["request_id", "item_id"], "left").fillna(0, subset=["clicked"])
@@ -119,6 +134,8 @@ def daily_values(tables: Tables, dates: Iterable[str], template: DayConfig) -> d
     from pyspark.sql import functions as F
 
     dates = list(dates)
+    if not dates:
+        return {}
     stored = defaultdict(list)
     for r in tables.read_range("metrics_daily", dates[0], dates[-1]).where(F.col("ds").isin(dates)).collect():
         stored[r["ds"]].append(r.asDict())
@@ -166,12 +183,18 @@ def build(tables: Tables, end: str, windows: Iterable[int], template: DayConfig 
     windows = sorted(set(int(w) for w in windows))
     if not windows or windows[0] < 1:
         raise ValueError(f"window lengths must be >= 1, got {windows}")
-    values = daily_values(tables, window_dates(end, windows[-1]), template)
+    all_dates = window_dates(end, windows[-1])
+    failed = failed_validation_days(tables.settings, all_dates)
+    if failed:
+        log.warning("baselines ending %s leave out %d day(s) whose input validation failed: %s (results: %s). "
+                    "After fixing the data and re-running those days, rebuild these windows.", end, len(failed),
+                    ", ".join(failed), ", ".join(str(p) for p in failed.values()))
+    values = daily_values(tables, [d for d in all_dates if d not in failed], template)
     written = {}
     for w in windows:
         t0 = time.monotonic()
         dates = set(window_dates(end, w))
-        rows = profile_rows(tables, end, w, template.new_user_days)
+        rows = profile_rows(tables, end, w, template.new_user_days, exclude=failed)
         rows += metric_rows({d: v for d, v in values.items() if d in dates}, end, w)
         write(tables, rows, w, end)
         written[w] = len(rows)
