@@ -27,7 +27,9 @@ def settings(state_dir: Path):
         database="offline_eval_test",
         spark_master="local[2]",
         shuffle_partitions=2,
-        driver_java_opts="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        # C1 only starts fastest; its default 48 MB code cache can fill in a long session, which
+        # kills the JVM ("Out of space in CodeCache for adapters"), so give it room.
+        driver_java_opts="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=256m",
         mlflow_tracking_uri=f"sqlite:///{state_dir / 'mlflow.db'}",
     )
 

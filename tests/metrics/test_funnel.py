@@ -79,3 +79,27 @@ def test_attribution(funnel, key, expected):
 
 def test_version_and_variant_come_from_the_impression(funnel):
     assert (funnel[("r3", 12)].model_version, funnel[("r3", 12)].variant) == ("v2", "treatment")
+
+
+
+def test_impressions_are_never_the_broadcast_side(spark):
+    """Even when both inputs look small enough to broadcast (threshold 1 GB), the
+    click-to-impression join shuffles and merges: a broadcast of a large impressions range,
+    whose compressed Parquet size understates it, exhausts the driver."""
+    from pyspark.sql import functions as F
+
+    from offline_eval.metrics.funnel import attributed_clicks
+
+    imps = spark.range(1000).select(F.col("id").cast("string").alias("request_id"), F.col("id").alias("item_id"),
+                                    (F.col("id") % 7).alias("user_id"))
+    clicks = imps.where("item_id % 4 = 0").select("request_id", "item_id", F.lit(T).alias("click_ts"))
+    previous = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", str(1 << 30))
+    try:
+        joined = attributed_clicks(imps, clicks)
+        plan = joined._jdf.queryExecution().executedPlan().toString()
+        n = joined.count()
+    finally:
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", previous)
+    assert "SortMergeJoin" in plan and "BroadcastHashJoin" not in plan, plan
+    assert n == 250  # ids 0, 4, ..., 996: every click matches its impression
