@@ -2,7 +2,7 @@
 # make demo: generate the scenario, evaluate every day through the real Airflow scheduler
 # (a backfill), print the summary. Expects scripts/env.sh to be sourced (the Makefile does).
 set -euo pipefail
-START="${START:-2026-06-08}"; DAYS="${DAYS:-14}"; IMPRESSIONS_PER_DAY="${IMPRESSIONS_PER_DAY:-100000}"
+START="${START:-2026-06-08}"; DAYS="${DAYS:-14}"; IMPRESSIONS_PER_DAY="${IMPRESSIONS_PER_DAY:-300000}"
 END=$(python -c "import datetime as d; print(d.date.fromisoformat('$START') + d.timedelta(days=$DAYS - 1))")
 t0=$(date +%s)
 
