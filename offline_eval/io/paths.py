@@ -32,6 +32,11 @@ def validation_dir(settings: Settings, ds: str) -> Path:
     return settings.reports_dir / "validation" / validate_ds(ds)
 
 
+def validation_file(settings: Settings, ds: str) -> Path:
+    """The GX result of one day's input partitions, written by the validate job."""
+    return validation_dir(settings, ds) / "validation.json"
+
+
 def failed_validation_days(settings: Settings, dates: list[str]) -> dict[str, Path]:
     """{ds: result file} for the days among ``dates`` whose latest input validation failed.
 
@@ -40,7 +45,7 @@ def failed_validation_days(settings: Settings, dates: list[str]) -> dict[str, Pa
     """
     failed = {}
     for ds in dates:
-        path = validation_dir(settings, ds) / "validation.json"
+        path = validation_file(settings, ds)
         if not path.exists():
             continue
         try:

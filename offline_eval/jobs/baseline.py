@@ -82,14 +82,13 @@ def profile_rows(tables: Tables, end: str, window_days: int, new_user_days: int 
     from pyspark.sql import functions as F
 
     dates = window_dates(end, window_days)
-    exclude = sorted(set(exclude) & set(dates))
-    kept = [d for d in dates if d not in exclude]
+    skip = set(exclude)
+    kept = [d for d in dates if d not in skip]
     if not kept:
         return []
 
     def read(table: str) -> DataFrame:
-        df = tables.read_range(table, dates[0], end)
-        return df.where(~F.col("ds").isin(exclude)) if exclude else df
+        return tables.read_range(table, dates[0], end).where(F.col("ds").isin(kept))
 
     numeric, categorical = monitored_columns()
     imps = read("impressions").withColumn("_g", F.concat_ws(_SEP, "model_name", "model_version")).cache()

@@ -18,7 +18,7 @@ from offline_eval import __version__
 from offline_eval.config import DayConfig, Settings, project_root
 from offline_eval.io import mlflow_log
 from offline_eval.io.evidently_report import build_report
-from offline_eval.io.paths import day_report_dir, replace_dir, staging_dir, validation_dir, write_json_atomic
+from offline_eval.io.paths import day_report_dir, replace_dir, staging_dir, validation_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
 
     settings = settings or Settings.from_env()
     manifest = load_manifest(settings, day.ds)
-    validation = validation_dir(settings, day.ds) / "validation.json"
+    validation = validation_file(settings, day.ds)
     by_version = metrics_by_version(manifest["metrics"])
     published = []
     for i, m in enumerate(manifest["models"], 1):

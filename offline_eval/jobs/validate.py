@@ -9,7 +9,7 @@ from offline_eval.config import DayConfig, Settings
 from offline_eval.contract import INPUT_TABLES
 from offline_eval.errors import DataError
 from offline_eval.io.gx import TableValidation, validate_partition
-from offline_eval.io.paths import validation_dir, write_json_atomic
+from offline_eval.io.paths import validation_file, write_json_atomic
 from offline_eval.io.spark import get_spark
 from offline_eval.io.tables import Tables
 
@@ -78,7 +78,7 @@ def run(day: DayConfig, settings: Settings | None = None, tables_to_check: tuple
             for r in results
         },
     }
-    out = validation_dir(settings, day.ds) / "validation.json"
+    out = validation_file(settings, day.ds)
     write_json_atomic(out, summary)
     failed = [r for r in results if not r.success]
     if failed:

@@ -57,7 +57,7 @@ def test_baseline_leaves_out_days_that_failed_validation(spark, settings, small_
     assert f"leave out 1 day(s) whose input validation failed: {SMALL_START}" in caplog.text
 
 
-def test_unreadable_or_missing_validation_results(settings, tmp_path):
+def test_unreadable_or_missing_validation_results(settings):
     from offline_eval.io.paths import failed_validation_days, validation_dir, write_json_atomic
 
     ok, broken, never = "2026-09-01", "2026-09-02", "2026-09-03"
