@@ -68,7 +68,7 @@ def main() -> int:
     p.add_argument("--impressions-per-day", type=int, default=20_000)
     p.add_argument("--out", default=None)
     a = p.parse_args()
-    spark = get_spark("ab-coverage", hive=False)
+    spark = get_spark(tag="ab-coverage")
     results = []
     t0 = time.monotonic()
     for i, seed in enumerate(range(a.first_seed, a.first_seed + a.seeds), 1):

@@ -4,8 +4,7 @@
 A/B readout of every experiment running on day `ds` (or of the one named in the Params),
 over the window from the experiment's first day (or Param `start`) to `ds`:
 
-1. **readout** (spark-submit `spark_jobs/ab_readout.py`): per-user sufficient statistics from
-   the Hive logs, then the sample-ratio check, lifts with intervals (delta method for ratios,
+1. **readout** (on the Spark engine): per-user sufficient statistics from the Hive logs, then the sample-ratio check, lifts with intervals (delta method for ratios,
    CUPED with the pre-period), Holm-adjusted p-values. Writes `readout.{json,html,md}` under
    `reports/ab/<experiment>/<ds>/`, replacing a previous run's files.
 2. **log_to_mlflow** (Python): one MLflow run per (experiment, ds) in the model's experiment,
@@ -19,9 +18,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from offline_eval.orchestration import schedule_args, spark_job
-
-_END_DS = "{{ params.end or ds }}"
+from offline_eval_airflow import SPARK_CONN_ID, run_job, schedule_args
 
 
 @dag(
@@ -40,10 +37,13 @@ _END_DS = "{{ params.end or ds }}"
     doc_md=__doc__,
 )
 def offline_eval_ab_readout() -> None:
-    readout = spark_job("readout", "ab_readout.py", [
-        "--ds", _END_DS, "--experiment", "{{ params.experiment }}", "--start", "{{ params.start }}",
-        "--correction", "{{ params.correction }}",
-    ])
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2)
+    def readout(spark=None, ds: str | None = None, params: dict | None = None) -> dict:
+        from offline_eval.jobs import ab_readout
+
+        params = params or {}
+        return run_job("readout", ab_readout.run, params.get("end") or ds, experiment=params.get("experiment") or None,
+                       start=params.get("start") or None, correction=params.get("correction") or "holm", spark=spark)
 
     @task(retries=2)
     def log_to_mlflow(ds: str | None = None, run_id: str | None = None, params: dict | None = None) -> list[dict]:
@@ -53,7 +53,7 @@ def offline_eval_ab_readout() -> None:
         return ab_readout.publish(params.get("end") or ds, experiment=params.get("experiment") or None,
                                   dag_run_id=run_id or "unknown")
 
-    readout >> log_to_mlflow()
+    readout() >> log_to_mlflow()
 
 
 offline_eval_ab_readout()

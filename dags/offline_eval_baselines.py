@@ -1,54 +1,43 @@
 """
-### offline_eval_baseline_weekly / offline_eval_baseline_daily
+### offline_eval_baseline_weekly
 
-Stored references for drift and alert thresholds, per model version, in the `baselines`
-table keyed by (model, version, window end, window length):
+The weekly references, merged from the stored daily profiles (`profiles_daily`), per model
+version, in the `baselines` table keyed by (model, version, window end, window length): the
+run for the week `[Mon, next Mon)` stores the 7- and 28-day windows ending on that Sunday
+(grid counts and moments of every feature and the score, category frequencies, score bins
+per user segment, mean and standard deviation of every daily metric).
 
-* quantile grid (999 edges) and deciles of every `f_*` feature and of the score, with counts;
-  category frequencies (rare values folded into `__other__`);
-* score bins per user segment: P(click | score), calibration, AUC of the window;
-* mean and standard deviation of every daily metric over the window (thresholds: mean +- 3 sd).
-
-**weekly**: the run for the week `[Mon, next Mon)` builds the 7- and 28-day windows ending on
-that Sunday. Daily runs of the following week compare against it.
-**daily**: the run for day D builds the 1-day window of D, the "previous day" reference of D+1.
-
-A baseline depends only on the raw partitions of its window, so the daily DAG builds a missing
-one itself with the same code: these DAGs keep the table filled ahead of time, and a rerun
-replaces a window with identical rows.
+The daily DAG's `baselines` task builds the same windows (same code) when a day needs them;
+this DAG keeps them stored ahead of time and rebuilds them after a backfill changed a day's
+profile. Days of the window with no profile (never evaluated) are profiled from their raw
+partitions first, and the log says so. A rerun stores identical rows.
 """
 from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import dag
+from airflow.sdk import dag, task
 
-from offline_eval.orchestration import schedule_args, spark_job
-
-_RETRY = {"retries": 1, "retry_delay": timedelta(minutes=5)}
+from offline_eval_airflow import SPARK_CONN_ID, run_job, schedule_args
 
 
 @dag(
     dag_id="offline_eval_baseline_weekly",
-    **schedule_args("0 0 * * 1", **_RETRY),
+    **schedule_args("0 0 * * 1", retries=1, retry_delay=timedelta(minutes=5)),
     tags=["offline-eval", "baseline", "weekly", "spark"],
     doc_md=__doc__,
 )
 def offline_eval_baseline_weekly() -> None:
-    # The interval [Mon, next Mon) ends on Sunday = data_interval_end - 1 day.
-    spark_job("build", "build_baseline.py",
-              ["--end", "{{ macros.ds_add(data_interval_end | ds, -1) }}", "--windows", "7,28"], retries=1)
+    @task.pyspark(conn_id=SPARK_CONN_ID)
+    def build(spark=None, data_interval_end=None) -> dict:
+        from offline_eval.dates import offset
+        from offline_eval.jobs import baselines
 
+        # The interval [Mon, next Mon) ends on Sunday = data_interval_end - 1 day.
+        return run_job("build", baselines.run_windows, offset(data_interval_end.date().isoformat(), -1), (7, 28),
+                       spark=spark)
 
-@dag(
-    dag_id="offline_eval_baseline_daily",
-    **schedule_args(**_RETRY),
-    tags=["offline-eval", "baseline", "daily", "spark"],
-    doc_md=__doc__,
-)
-def offline_eval_baseline_daily() -> None:
-    spark_job("build", "build_baseline.py", ["--end", "{{ ds }}", "--windows", "1"], retries=1)
+    build()
 
 
 offline_eval_baseline_weekly()
-offline_eval_baseline_daily()

@@ -1,43 +1,45 @@
 """
 ### offline_eval_daily
 
-Evaluates **one day of recommendation logs** per run, for every model version on it:
+Evaluates **one day of recommendation logs** per run, for every model version on it. Every
+task is a thin client of the one long-lived Spark engine (a Spark Connect server; Airflow
+connection `spark_connect_default`), so several tasks and several days run at once.
 
-1. **validate** (spark-submit `spark_jobs/validate_inputs.py`): the Great Expectations suites in
-   `expectations/` on each input partition `ds`. A failure fails the run for that day and
-   lists the table, partition and failed expectations with counts; the result JSON is kept
-   under `reports/validation/<ds>/`. Nothing downstream runs.
-2. **compute** (spark-submit `spark_jobs/compute_metrics.py`): reads each input partition
-   once, overwrites partition `ds` of `metrics_daily`, stages small aggregates and a
-   bounded sample per model version.
-3. **publish** (Python): an Evidently report per version under
-   `reports/<model>/<version>/<ds>/` and one MLflow run per (model, version, ds, cadence).
+1. **validate**: reads each input partition `ds` once, caches it in the engine (the day's
+   snapshot) and runs the Great Expectations suites in `expectations/` on it. A failure fails
+   the task at once, without retries, naming table, partition, column and check; the result
+   JSON stays under `reports/validation/<ds>/`. Nothing downstream computes that day.
+2. **compute**: from the same cached snapshot (no second read): `metrics_daily`, the day's
+   mergeable profile (`profiles_daily`) and a bounded sample (`samples_daily`), for ds only.
+3. **baselines**: the day's references, merged from stored daily profiles: the previous day,
+   and the 7 and 28 days ending the last Sunday (stored in `baselines`). A day of a window that
+   was never evaluated is profiled here from its raw partitions, once, and the log says so.
+   `depends_on_past`: it waits for the previous day's run to have finished its own compute, so
+   in a backfill every day compares against its complete references. A day rejected by the
+   gate skips this task (it still counts as done for the next day).
+4. **drift**: the day's profile against the previous day and the weekly baseline:
+   `drift_daily`, `concept_drift_daily`, `alerts_daily`.
+5. **publish**: an Evidently report per version under `reports/<model>/<version>/<ds>/` and one
+   MLflow run per (model, version, ds, cadence), from the result tables.
 
 **Which day a run evaluates.** The schedule is a data-interval timetable: the run whose
 interval is `[D 00:00, D+1 00:00)` UTC starts after midnight ending day D and evaluates
 `ds = D` (`{{ ds }}` is the interval start). A backfill from A to B evaluates exactly the days
-A..B. (Airflow 3's plain `@daily` would make `ds` the run date instead.)
+A..B (`--reprocess-behavior completed` or `failed`: the `depends_on_past` task requires one).
 
 Reruns and backfills are idempotent: the same day gives identical tables, the same single
 MLflow run and replaced report files.
-
-Spark jobs take their master from the `spark_default` connection (`local[*]` by default)
-and share the `offline_eval_spark` pool: with the embedded Derby metastore only one Spark
-application may hold the metastore at a time, so the pool has one slot on a laptop; give
-it more on a cluster with a shared metastore.
 """
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from offline_eval.orchestration import schedule_args, spark_job
-
-_DAY_ARGS = ["--ds", "{{ ds }}", "--sample-rows", "{{ params.sample_rows }}"]
+from offline_eval_airflow import SPARK_CONN_ID, day_config, require_upstream_success, run_job, schedule_args
 
 
 @dag(
     dag_id="offline_eval_daily",
-    **schedule_args(max_active_runs=2),
+    **schedule_args(max_active_runs=3),
     params={
         "sample_rows": Param(50_000, type="integer", minimum=100, maximum=5_000_000,
                              description="Max rows per model version in the Evidently sample."),
@@ -46,20 +48,39 @@ _DAY_ARGS = ["--ds", "{{ ds }}", "--sample-rows", "{{ params.sample_rows }}"]
     doc_md=__doc__,
 )
 def offline_eval_daily() -> None:
-    # A failed suite exits with the "bad data" code and fails at once (SparkJobOperator);
-    # one retry covers a transient failure (metastore lock, lost executor).
-    validate = spark_job("validate", "validate_inputs.py", _DAY_ARGS, retries=1)
-    compute = spark_job("compute", "compute_metrics.py", _DAY_ARGS, retries=2)
+    # A failed suite fails at once (bad data); one retry covers a transient engine failure.
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=1)
+    def validate(spark=None, ds: str | None = None, params: dict | None = None) -> dict:
+        from offline_eval.jobs import validate as job
 
-    @task(retries=2)
-    def publish(ds: str | None = None, run_id: str | None = None, params: dict | None = None) -> list[dict]:
-        from offline_eval.config import DayConfig
-        from offline_eval.jobs import publish as publish_job
+        return run_job("validate", job.run, day_config(ds, params), spark=spark)
 
-        day = DayConfig(ds=ds, sample_rows=int(params["sample_rows"]))
-        return publish_job.run(day, dag_run_id=run_id or "unknown")
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2)
+    def compute(spark=None, ds: str | None = None, params: dict | None = None) -> dict:
+        from offline_eval.jobs import compute as job
 
-    validate >> compute >> publish()
+        return run_job("compute", job.run, day_config(ds, params), spark=spark)
+
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, trigger_rule="all_done", depends_on_past=True)
+    def baselines(spark=None, ds: str | None = None, params: dict | None = None, ti=None) -> dict:
+        from offline_eval.jobs import baselines as job
+
+        require_upstream_success(ti, "compute")
+        return run_job("baselines", job.run, day_config(ds, params), spark=spark)
+
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2)
+    def drift(spark=None, ds: str | None = None, params: dict | None = None) -> dict:
+        from offline_eval.jobs import drift as job
+
+        return run_job("drift", job.run, day_config(ds, params), spark=spark)
+
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2)
+    def publish(spark=None, ds: str | None = None, params: dict | None = None, run_id: str | None = None) -> list:
+        from offline_eval.jobs import publish as job
+
+        return run_job("publish", job.run, day_config(ds, params), dag_run_id=run_id or "unknown", spark=spark)
+
+    validate() >> compute() >> baselines() >> drift() >> publish()
 
 
 offline_eval_daily()

@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Callable, Sequence
 
-from offline_eval.config import ConfigError, DayConfig, Settings, parse_ds, validate_ds
+from offline_eval.config import ConfigError, DayConfig, Settings, parse_ds, validate_ds, validate_identifier
 
 log = logging.getLogger("offline_eval")
 
@@ -64,33 +64,63 @@ def cmd_publish(args: argparse.Namespace) -> object:
 
 
 def cmd_run_day(args: argparse.Namespace) -> object:
-    """validate -> compute -> publish in one process, without Airflow (debugging, notebooks)."""
-    from offline_eval.jobs import compute, publish, validate
+    """The daily DAG's tasks in one process, without Airflow (debugging, notebooks)."""
+    from offline_eval.io.spark import get_spark
+    from offline_eval.jobs import baselines, compute, drift, publish, validate
 
     day = _day(args)
+    spark = get_spark(tag=f"offline-eval-run-day-{day.ds}")
     return {
-        "validate": validate.run(day),
-        "compute": compute.run(day),
-        "publish": publish.run(day, dag_run_id="cli"),
+        "validate": validate.run(day, spark=spark),
+        "compute": compute.run(day, spark=spark),
+        "baselines": baselines.run(day, spark=spark),
+        "drift": drift.run(day, spark=spark),
+        "publish": publish.run(day, dag_run_id="cli", spark=spark),
     }
 
 
-def cmd_baseline(args: argparse.Namespace) -> object:
-    from offline_eval.jobs import baseline
+def cmd_baselines(args: argparse.Namespace) -> object:
+    from offline_eval.jobs import baselines
 
+    if args.ds:
+        if args.end:
+            raise ConfigError("--ds (the references of a day) and --end (windows ending on a day): give one")
+        return baselines.run(DayConfig(ds=args.ds))
+    if not args.end:
+        raise ConfigError("give --ds DAY (the references of that day) or --end DAY --windows 7,28")
     try:
         windows = [int(w) for w in args.windows.split(",") if w.strip()]
     except ValueError as exc:
         raise ConfigError(f"--windows {args.windows!r}: comma-separated day counts, e.g. 7,28") from exc
-    if not windows or min(windows) < 1 or max(windows) > 366:
-        raise ConfigError(f"--windows {args.windows!r}: each window must be 1..366 days")
-    return baseline.run(validate_ds(args.end), windows)
+    if not windows or min(windows) < 2 or max(windows) > 366:
+        raise ConfigError(f"--windows {args.windows!r}: each window must be 2..366 days")
+    return baselines.run_windows(validate_ds(args.end), windows)
+
+
+def cmd_engine(args: argparse.Namespace) -> object:
+    from offline_eval.io.engine import Engine
+
+    engine = Engine(Settings.from_env())
+    if args.action == "start":
+        print(engine.start().describe())
+    elif args.action == "stop":
+        print("stopped the Spark engine" if engine.stop() else f"no Spark engine was running from {engine.pid_file}")
+    else:
+        status = engine.status()
+        print(status.describe())
+        return None if status.running else 1
+    return None
 
 
 def cmd_summary(args: argparse.Namespace) -> object:
+    from offline_eval.io.spark import get_spark
+    from offline_eval.io.tables import Tables
     from offline_eval.summary import daily_summary
 
-    print(daily_summary(Settings.from_env(), args.model, validate_ds(args.start), validate_ds(args.end)))
+    settings = Settings.from_env()
+    tables = Tables(get_spark(settings, tag="offline-eval-summary"), settings)
+    print(daily_summary(tables, validate_identifier(args.model, "model name"), validate_ds(args.start),
+                        validate_ds(args.end)))
     return None
 
 
@@ -130,9 +160,15 @@ def cmd_ab_publish(args: argparse.Namespace) -> object:
 def cmd_drift(args: argparse.Namespace) -> object:
     from offline_eval.jobs import drift
 
+    if args.ds:
+        if args.reference or args.current:
+            raise ConfigError("--ds (a day of the pipeline) or --reference/--current (two tables): give one")
+        return drift.run(_day(args))
+    if not (args.reference and args.current):
+        raise ConfigError("give --ds DAY, or --reference TABLE and --current TABLE")
     cols = [c for c in (args.columns or "").split(",") if c]
     cats = [c for c in (args.categorical or "").split(",") if c]
-    result = drift.run(args.reference, args.current, args.out, columns=cols or None, categorical=cats)
+    result = drift.run_files(args.reference, args.current, args.out, columns=cols or None, categorical=cats)
     if args.out:
         for c in result["columns"]:
             print(f"{c['column']:<32} {c['type']:<12} psi={_fmt(c.get('psi'))} ks={_fmt(c.get('ks'))} "
@@ -170,9 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
 
     commands: dict[str, tuple[Callable, str]] = {
-        "validate": (cmd_validate, "run the GX suites on one day's input partitions"),
-        "compute": (cmd_compute, "compute metrics_daily for one day and stage samples"),
-        "run-day": (cmd_run_day, "validate, compute and publish one day without Airflow"),
+        "validate": (cmd_validate, "run the GX suites on one day's input partitions (cached for compute)"),
+        "compute": (cmd_compute, "metrics_daily, the day's profile and sample, from the validated day"),
+        "run-day": (cmd_run_day, "validate, compute, baselines, drift and publish one day without Airflow"),
     }
     for name, (func, help_) in commands.items():
         p = sub.add_parser(name, help=help_)
@@ -225,23 +261,38 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--dag-run-id", default="manual")
     ap.set_defaults(func=cmd_ab_publish)
 
-    d = sub.add_parser("drift", help="drift of a current table against a reference (CSV or Parquet)",
-                       description="PSI (10 bins at the reference deciles; one bin per category), KS with its "
-                       "error bound, Jensen-Shannon distance, Wasserstein / reference std, chi-square.")
-    d.add_argument("--reference", required=True)
-    d.add_argument("--current", required=True)
+    d = sub.add_parser("drift", help="drift of a day against its references, or of any two tables (CSV or Parquet)",
+                       description="With --ds: the day's profile against the previous day and the weekly baseline "
+                       "-> drift_daily, concept_drift_daily, alerts_daily. With --reference/--current: PSI (10 bins "
+                       "at the reference deciles; one bin per category), KS with its error bound, Jensen-Shannon "
+                       "distance, Wasserstein / reference std, chi-square of every column.")
+    d.add_argument("--ds", help="a day of the pipeline (yyyy-MM-dd)")
+    d.add_argument("--sample-rows", type=int, default=50_000, help=argparse.SUPPRESS)
+    d.add_argument("--reference", help="reference table (CSV or Parquet)")
+    d.add_argument("--current", help="current table (CSV or Parquet)")
     d.add_argument("--columns", help="comma-separated columns (default: all shared columns)")
     d.add_argument("--categorical", help="comma-separated columns to treat as categorical (strings always are)")
     d.add_argument("--out", help="write the JSON here (otherwise it is printed)")
     d.set_defaults(func=cmd_drift)
 
-    b = sub.add_parser("baseline", help="build and store the baselines of the windows ending on --end",
-                       description="Per model version: quantile grid and deciles of every f_* feature and the "
-                       "score, category frequencies, score bins per user segment, and mean/std of every daily "
-                       "metric. Replaces partition (window_days, ds=end) of the baselines table.")
-    b.add_argument("--end", required=True, help="last day of the window (weekly baselines: a Sunday)")
-    b.add_argument("--windows", default="7,28", help="comma-separated window lengths in days (default 7,28)")
-    b.set_defaults(func=cmd_baseline)
+    b = sub.add_parser("baselines", aliases=["baseline"],
+                       help="the references of a day (--ds), or the windows ending on a day (--end)",
+                       description="References are merges of the stored daily profiles (profiles_daily): grid "
+                       "counts and moments of every f_* feature and the score, category frequencies, score bins "
+                       "per user segment, mean/std of every daily metric. A day of a window without a profile "
+                       "(never evaluated) is profiled from its raw partitions first. Windows longer than a day "
+                       "are stored in the baselines table (partition window_days, ds=end).")
+    b.add_argument("--ds", help="the day whose references to build: previous day, 7 and 28 days ending the last Sunday")
+    b.add_argument("--end", help="last day of the windows (weekly baselines: a Sunday)")
+    b.add_argument("--windows", default="7,28", help="with --end: comma-separated window lengths (default 7,28)")
+    b.set_defaults(func=cmd_baselines)
+
+    e = sub.add_parser("engine", help="start, stop or show the embedded Spark engine (a Spark Connect server)",
+                       description="The Spark Connect server every task talks to, at SPARK_REMOTE "
+                       "(default sc://127.0.0.1:15002), with the Hive metastore and warehouse under "
+                       "OFFLINE_EVAL_HOME. `status` exits 1 when it is not running.")
+    e.add_argument("action", choices=["start", "stop", "status"])
+    e.set_defaults(func=cmd_engine)
 
     s = sub.add_parser("summary", help="print per version and day: CTR, CVR, GMV per user, new-user share")
     s.add_argument("--model", default="home_feed_ctr")
@@ -270,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s: %s", type(exc).__name__, exc)
         log.debug("traceback", exc_info=True)
         return 1
+    if isinstance(result, int):
+        return result
     if result is not None:
         print(json.dumps(result, indent=2, default=str))
     return 0

@@ -70,30 +70,36 @@ def _env_path(name: str, default: Path) -> Path:
     return Path(raw).expanduser().resolve() if raw else default
 
 
-def _default_java_opts(master: str) -> str:
-    """Short local jobs spend more time compiling than computing: C1-only JIT and the serial
-    GC cut a day's local run by about 30%. Long or clustered jobs keep the JVM defaults;
-    set OFFLINE_EVAL_DRIVER_JAVA_OPTS (even to "") to override."""
-    return "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" if master.startswith("local") else ""
+DEFAULT_SPARK_REMOTE = "sc://127.0.0.1:15002"
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the pipeline keeps its state. Everything local lives under ``home``.
+    """Where the pipeline keeps its state and which Spark engine it talks to.
+
+    Every Spark task is a thin client of one long-lived Spark Connect server (the engine):
+    ``spark_remote`` says where it is. ``offline-eval engine start`` launches an embedded one
+    on this machine (master ``spark_master``, Hive metastore, warehouse); on a cluster,
+    SPARK_REMOTE points at the cluster's Connect endpoint and nothing else changes.
 
     Environment variables (all optional):
     OFFLINE_EVAL_HOME (default <repo>/.local), OFFLINE_EVAL_REPORTS (default <repo>/reports),
-    OFFLINE_EVAL_DATABASE (default offline_eval), OFFLINE_EVAL_SPARK_MASTER (default local[*]),
-    OFFLINE_EVAL_WAREHOUSE (default <home>/warehouse), OFFLINE_EVAL_HIVE_METASTORE_URI
-    (thrift://... to use a shared metastore instead of embedded Derby),
-    OFFLINE_EVAL_SHUFFLE_PARTITIONS (default 4), OFFLINE_EVAL_DRIVER_JAVA_OPTS,
+    OFFLINE_EVAL_DATABASE (default offline_eval), SPARK_REMOTE (default sc://127.0.0.1:15002),
+    OFFLINE_EVAL_SPARK_MASTER (master of the engine this machine launches, default local[*]),
+    OFFLINE_EVAL_ENGINE_MEMORY (its driver memory, default 4g), OFFLINE_EVAL_SPARK_UI_PORT
+    (default 4040; 0 turns the UI off), OFFLINE_EVAL_WAREHOUSE (default <home>/warehouse),
+    OFFLINE_EVAL_HIVE_METASTORE_URI (thrift://... to use a shared metastore instead of embedded
+    Derby), OFFLINE_EVAL_SHUFFLE_PARTITIONS (default 4), OFFLINE_EVAL_DRIVER_JAVA_OPTS,
     MLFLOW_TRACKING_URI (default sqlite:///<home>/mlflow/mlflow.db).
     """
 
     home: Path
     reports_dir: Path
     database: str = "offline_eval"
+    spark_remote: str = DEFAULT_SPARK_REMOTE
     spark_master: str = "local[*]"
+    engine_memory: str = "4g"
+    spark_ui_port: int = 4040
     warehouse_dir: str = ""
     hive_metastore_uri: str = ""
     mlflow_tracking_uri: str = ""
@@ -102,6 +108,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         validate_sql_name(self.database, "database name")
+        if not self.spark_remote.startswith("sc://"):
+            raise ConfigError(f"invalid SPARK_REMOTE {self.spark_remote!r}: a Spark Connect URL, sc://host:port")
+        if not re.fullmatch(r"\d+[kmgt]", self.engine_memory, re.I):
+            raise ConfigError(f"invalid OFFLINE_EVAL_ENGINE_MEMORY {self.engine_memory!r}: e.g. 4g or 2048m")
         if not self.warehouse_dir:
             object.__setattr__(self, "warehouse_dir", str(self.home / "warehouse"))
         if not self.mlflow_tracking_uri:
@@ -111,17 +121,19 @@ class Settings:
     def from_env(cls) -> Settings:
         root = project_root()
         home = _env_path("OFFLINE_EVAL_HOME", root / ".local")
-        master = os.environ.get("OFFLINE_EVAL_SPARK_MASTER", "local[*]")
         return cls(
             home=home,
             reports_dir=_env_path("OFFLINE_EVAL_REPORTS", root / "reports"),
             database=os.environ.get("OFFLINE_EVAL_DATABASE", "offline_eval"),
-            spark_master=master,
+            spark_remote=os.environ.get("SPARK_REMOTE") or DEFAULT_SPARK_REMOTE,
+            spark_master=os.environ.get("OFFLINE_EVAL_SPARK_MASTER", "local[*]"),
+            engine_memory=os.environ.get("OFFLINE_EVAL_ENGINE_MEMORY", "4g"),
+            spark_ui_port=_env_int("OFFLINE_EVAL_SPARK_UI_PORT", 4040),
             warehouse_dir=os.environ.get("OFFLINE_EVAL_WAREHOUSE", ""),
             hive_metastore_uri=os.environ.get("OFFLINE_EVAL_HIVE_METASTORE_URI", ""),
             mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
-            shuffle_partitions=int(os.environ.get("OFFLINE_EVAL_SHUFFLE_PARTITIONS", "4")),
-            driver_java_opts=os.environ.get("OFFLINE_EVAL_DRIVER_JAVA_OPTS", _default_java_opts(master)),
+            shuffle_partitions=_env_int("OFFLINE_EVAL_SHUFFLE_PARTITIONS", 4),
+            driver_java_opts=os.environ.get("OFFLINE_EVAL_DRIVER_JAVA_OPTS", ""),
         )
 
     @property
@@ -129,26 +141,36 @@ class Settings:
         return self.home / "metastore_db"
 
     @property
+    def engine_dir(self) -> Path:
+        """PID file and logs of the Spark Connect server this machine launches."""
+        return self.home / "engine"
+
+    @property
     def mlflow_artifacts_dir(self) -> Path:
         return self.home / "mlflow" / "artifacts"
 
-    @property
-    def staging_dir(self) -> Path:
-        """Hand-off between the compute and publish tasks: small aggregates and bounded samples."""
-        return self.home / "staging"
-
-    def spark_conf(self) -> dict[str, str]:
-        """Spark properties shared by in-process sessions and spark-submit (SparkSubmitOperator)."""
-        conf = {
-            "spark.sql.warehouse.dir": self.warehouse_dir,
-            "spark.sql.catalogImplementation": "hive",
+    def session_conf(self) -> dict[str, str]:
+        """Properties every client session sets for itself (runtime SQL settings), so that the
+        pipeline behaves the same on any Connect endpoint, whoever started it."""
+        return {
             # Overwrite exactly the partitions present in the written DataFrame (ds), never the table.
             "spark.sql.sources.partitionOverwriteMode": "dynamic",
             # ds stays a string "yyyy-MM-dd" instead of being inferred as a date.
             "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
+        }
+
+    def engine_conf(self) -> dict[str, str]:
+        """Properties of the Spark Connect server itself: the static ones (catalog, metastore,
+        warehouse, JVM) that a client cannot change, and the session defaults."""
+        conf = {
+            "spark.sql.warehouse.dir": self.warehouse_dir,
+            "spark.sql.catalogImplementation": "hive",
+            # Several tasks (and days) share the engine: small jobs should not queue behind big ones.
+            "spark.scheduler.mode": "FAIR",
             "spark.ui.showConsoleProgress": "false",
+            **self.session_conf(),
         }
         java_opts = ""
         if self.hive_metastore_uri:
@@ -163,9 +185,21 @@ class Settings:
             java_opts = f"{java_opts} {self.driver_java_opts}".strip()
         if java_opts:
             conf["spark.driver.extraJavaOptions"] = java_opts
-        if self.spark_master.startswith("local"):
+        if self.spark_ui_port:
+            conf["spark.ui.port"] = str(self.spark_ui_port)
+        else:
             conf["spark.ui.enabled"] = "false"
         return conf
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"invalid {name} {raw!r}: an integer") from None
 
 
 @dataclass(frozen=True)

@@ -182,33 +182,103 @@ DRIFT_DAILY = TableSpec(
         ("n_reference", "bigint"),
         ("n_current", "bigint"),
         ("verdict", "string"),  # none | minor | severe | no data
+        ("psi_edges", "array<double>"),  # the PSI bins' edges (the reference's deciles); numeric only
     ),
     keys=("model_name", "model_version", "reference", "column"),
     description="Daily drift of every monitored input feature and the score, per model version, "
     "against the previous day and the weekly baseline.",
 )
 
+_PROFILE_COLUMNS = (
+    ("model_name", "string"),
+    ("model_version", "string"),
+    ("kind", "string"),  # numeric | categorical | score_bins | metric
+    ("name", "string"),  # feature, "score" or metric name
+    ("variant", "string"),  # metric rows only
+    ("segment", "string"),  # metric and score_bins rows
+    ("n", "double"),  # numeric: non-missing values; categorical, score_bins: rows; metric: days with a value
+    ("mean", "double"),  # numeric: mean; metric: mean of the daily values
+    ("std", "double"),  # numeric: sample std; metric: sample std of the daily values
+    ("payload", "string"),  # JSON: grid counts and moments, category counts, score bins, daily values
+)
+
+PROFILES_DAILY = TableSpec(
+    "profiles_daily",
+    _PROFILE_COLUMNS,
+    keys=("model_name", "model_version", "kind", "name", "variant", "segment"),
+    description="Each day's mergeable profile per model version: fine-grid counts and moments of every "
+    "numeric feature and the score, category counts, score bins per user segment, the day's metric values. "
+    "References are merges of these.",
+)
+
 BASELINES = TableSpec(
     "baselines",
-    (
-        ("model_name", "string"),
-        ("model_version", "string"),
-        ("kind", "string"),  # numeric | categorical | score_bins | metric
-        ("name", "string"),  # feature, "score" or metric name
-        ("variant", "string"),  # metric baselines only
-        ("segment", "string"),  # metric and score_bins baselines
-        ("n", "double"),  # rows (profiles) or days with a value (metrics)
-        ("mean", "double"),
-        ("std", "double"),
-        ("payload", "string"),  # JSON: edges and counts, category counts, score bins, daily values
-    ),
+    _PROFILE_COLUMNS,
     keys=("model_name", "model_version", "kind", "name", "variant", "segment"),
-    description="Stored references per model version and window: quantile edges with counts, category "
-    "frequencies, score bins and daily-metric mean/std. ds is the window's last day.",
+    description="Stored references per model version and window, merged from profiles_daily: grid counts "
+    "and moments, category frequencies (rare ones folded), score bins and daily-metric mean/std. "
+    "ds is the window's last day.",
     partitions=(("window_days", "int"), (PARTITION_COLUMN, "string")),
 )
 
-OUTPUT_TABLES: dict[str, TableSpec] = {t.name: t for t in (METRICS_DAILY, DRIFT_DAILY, BASELINES)}
+SAMPLES_DAILY = TableSpec(
+    "samples_daily",
+    (
+        ("model_name", "string"),
+        ("model_version", "string"),
+        *IMPRESSION_FEATURES_NUMERIC,
+        *IMPRESSION_FEATURES_CATEGORICAL,
+        ("score", "double"),
+    ),
+    keys=(),
+    description="A bounded, deterministic sample of each day's impressions per model version (the "
+    "Evidently report's current and reference data).",
+)
+
+CONCEPT_DRIFT_DAILY = TableSpec(
+    "concept_drift_daily",
+    (
+        ("model_name", "string"),
+        ("model_version", "string"),
+        ("segment", "string"),  # all | new_users | returning_users
+        ("reference", "string"),
+        ("reference_end", "string"),
+        ("mean_abs_change", "double"),  # impression-weighted |CTR now - CTR then| over score buckets
+        ("mean_rel_change", "double"),  # impression-weighted (CTR now / CTR then - 1)
+        ("buckets", "string"),  # JSON: per score bucket of the reference, CTR then and now
+    ),
+    keys=("model_name", "model_version", "segment", "reference"),
+    description="P(click | score) against each reference, on the reference's score deciles, per user segment.",
+)
+
+ALERTS_DAILY = TableSpec(
+    "alerts_daily",
+    (
+        ("alert_id", "string"),  # stable: a hash of (model, version, ds, rule, reference, variant, segment, metric)
+        ("model_name", "string"),
+        ("model_version", "string"),
+        ("rule", "string"),  # ctr_drop | baseline_3sd
+        ("severity", "string"),
+        ("reference", "string"),  # e.g. "baseline_7d (2026-06-14)"
+        ("variant", "string"),
+        ("segment", "string"),
+        ("metric", "string"),
+        ("value", "double"),
+        ("baseline_mean", "double"),
+        ("baseline_std", "double"),
+        ("lower", "double"),
+        ("upper", "double"),
+        ("z", "double"),
+        ("relative_change", "double"),
+    ),
+    keys=("alert_id",),
+    description="One row per alert raised on a day.",
+)
+
+OUTPUT_TABLES: dict[str, TableSpec] = {
+    t.name: t for t in (METRICS_DAILY, DRIFT_DAILY, PROFILES_DAILY, BASELINES, SAMPLES_DAILY, CONCEPT_DRIFT_DAILY,
+                        ALERTS_DAILY)
+}
 
 
 def numeric_features(spec: TableSpec = IMPRESSIONS) -> list[str]:

@@ -1,14 +1,16 @@
 """The printed summary of a date range: per version and day CTR, CVR, GMV per user, new-user
-share and new-user coverage, read from the published metrics (reports/.../metrics.json)."""
+share and new-user coverage, and for flagged days their causes, read from the result tables
+(metrics_daily, drift_daily, concept_drift_daily, alerts_daily) through the IO layer."""
 from __future__ import annotations
 
-import datetime as dt
-import json
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
-from offline_eval.config import Settings
-from offline_eval.io.paths import day_report_dir
+from offline_eval.dates import date_range, offset, weekly_end, window_dates
 from offline_eval.stats.decompose import mix_rate
+
+if TYPE_CHECKING:
+    from offline_eval.io.tables import Tables
 
 COLUMNS = (("ctr", "CTR", "{:6.2%}"), ("cvr", "CVR", "{:6.2%}"), ("gmv_per_user", "GMV/user", "{:8.2f}"),
            ("new_user_share", "new users", "{:6.1%}"), ("new_user_coverage", "coverage", "{:6.1%}"))
@@ -16,33 +18,21 @@ COLUMNS = (("ctr", "CTR", "{:6.2%}"), ("cvr", "CVR", "{:6.2%}"), ("gmv_per_user"
 CTR_DROP_ALERT = 0.10
 
 
-def _dates(start: str, end: str) -> list[str]:
-    d0, d1 = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
-    return [(d0 + dt.timedelta(days=i)).isoformat() for i in range((d1 - d0).days + 1)]
-
-
 USER_SEGMENTS = ("new_users", "returning_users")
 # metric -> what its denominator counts, for the printed explanation
 DECOMPOSED = (("ctr", "impressions"), ("cvr", "clicks"), ("gmv_per_user", "exposed users"))
 
 
-def load_rows(settings: Settings, model: str, start: str, end: str) -> dict[str, dict[str, list[dict]]]:
-    """{version: {ds: metrics_daily rows}}, from what publish wrote."""
+def load_rows(tables: Tables, model: str, start: str, end: str) -> dict[str, dict[str, list[dict]]]:
+    """{version: {ds: metrics_daily rows}} of one model."""
+    from offline_eval.io.results import day_rows
+
     out: dict[str, dict[str, list[dict]]] = defaultdict(dict)
-    model_dir = settings.reports_dir / model
-    versions = sorted(p.name for p in model_dir.iterdir() if p.is_dir()) if model_dir.exists() else []
-    for version in versions:
-        for ds in _dates(start, end):
-            path = day_report_dir(settings, model, version, ds) / "metrics.json"
-            if path.exists():
-                out[version][ds] = json.loads(path.read_text())
-    return out
-
-
-def load_published(settings: Settings, model: str, start: str, end: str) -> dict[str, dict[str, dict[str, float]]]:
-    """{version: {ds: {metric: value}}} for segment "all", from what publish wrote."""
-    return {v: {ds: {r["metric"]: r["value"] for r in rows if r["segment"] == "all"} for ds, rows in days.items()}
-            for v, days in load_rows(settings, model, start, end).items()}
+    for ds, rows in day_rows(tables, "metrics_daily", date_range(start, end)).items():
+        for r in rows:
+            if r["model_name"] == model:
+                out[r["model_version"]].setdefault(ds, []).append(r)
+    return dict(out)
 
 
 def _by_segment(rows: list[dict], metric: str) -> dict[str, tuple[float, float]]:
@@ -122,8 +112,6 @@ def format_root_cause(rows: dict[str, dict[str, list[dict]]], drift: dict | None
     features that drifted most, the concept drift and the alerts of that day.
 
     ``drift`` / ``alerts``: {(version, ds): drift.json / alerts.json content}, as published."""
-    from offline_eval.jobs.baseline import weekly_end, window_dates
-
     drift, alerts = drift or {}, alerts or {}
     lines = []
     for version in sorted(rows):
@@ -171,26 +159,34 @@ def format_summary(data: dict[str, dict[str, dict[str, float]]], model: str) -> 
     return "\n".join(lines)
 
 
-def _published(settings: Settings, model: str, rows: dict, name: str) -> dict:
-    out = {}
-    for version, days in rows.items():
-        for ds in days:
-            path = day_report_dir(settings, model, version, ds) / name
-            if path.exists():
-                out[(version, ds)] = json.loads(path.read_text())
-    return out
+def _by_version_day(rows_by_day: dict[str, list[dict]], model: str) -> dict[tuple[str, str], list[dict]]:
+    out: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for ds, rows in rows_by_day.items():
+        for r in rows:
+            if r["model_name"] == model:
+                out[(r["model_version"], ds)].append(r)
+    return dict(out)
 
 
-def daily_summary(settings: Settings, model: str, start: str, end: str) -> str:
+def daily_summary(tables: Tables, model: str, start: str, end: str) -> str:
+    from offline_eval.config import validate_identifier
+    from offline_eval.io.results import concept_rows, day_rows
+
+    validate_identifier(model, "model name")
     # The weekly baseline of the first days lies up to 13 days before start.
-    history = (dt.date.fromisoformat(start) - dt.timedelta(days=13)).isoformat()
-    rows = load_rows(settings, model, history, end)
+    rows = load_rows(tables, model, offset(start, -13), end)
     shown = {v: {ds: day for ds, day in days.items() if ds >= start} for v, days in rows.items()}
     alll = {v: {ds: {r["metric"]: r["value"] for r in day if r["segment"] == "all"} for ds, day in days.items()}
             for v, days in shown.items()}
-    return format_summary(alll, model) + format_root_cause(
-        rows, _published(settings, model, shown, "drift.json"), _published(settings, model, shown, "alerts.json"),
-        since=start)
+    dates = date_range(start, end)
+    drift = _by_version_day(day_rows(tables, "drift_daily", dates), model)
+    concept = _by_version_day(concept_rows(tables, dates), model)
+    drift_info = {k: {"drift": drift.get(k, []), "concept_drift": concept.get(k, [])} for k in set(drift) | set(concept)}
+    order = {"previous_day": 0, "baseline_7d": 1, "ctr_drop": 0, "baseline_3sd": 1}
+    alerts = {k: sorted(v, key=lambda a: (order.get(a["reference"].split(" ")[0], 9), order.get(a["rule"], 9),
+                                          str(a["variant"]), a["segment"], a["metric"]))
+              for k, v in _by_version_day(day_rows(tables, "alerts_daily", dates), model).items()}
+    return format_summary(alll, model) + format_root_cause(rows, drift_info, alerts, since=start)
 
 
 # readout metric -> key of the generator's ground truth (docs/demo_scenario.md)

@@ -33,9 +33,13 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="${AIRFLOW__CORE__SIMPLE_AU
 export AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL=10
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-10}"
 export AIRFLOW__LOGGING__LOGGING_LEVEL="${AIRFLOW__LOGGING__LOGGING_LEVEL:-INFO}"
-# Spark master for the DAG's spark-submit tasks; point it at a cluster by overriding this.
-_spark_conn='{"conn_type": "spark", "host": "local[*]"}'
-export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-$_spark_conn}"
+# The Spark engine every task talks to: a Spark Connect endpoint. `make engine-up` starts the
+# embedded one there; point both at a cluster's Connect server instead (docs/deployment.md).
+export SPARK_REMOTE="${SPARK_REMOTE:-sc://127.0.0.1:15002}"
+_host="${SPARK_REMOTE#sc://}"; _host="${_host%%/*}"; _port="${_host##*:}"; _host="${_host%:*}"
+[ "$_port" = "$_host" ] && _port=15002
+_spark_conn="{\"conn_type\": \"spark_connect\", \"host\": \"sc://$_host\", \"port\": $_port}"
+export AIRFLOW_CONN_SPARK_CONNECT_DEFAULT="${AIRFLOW_CONN_SPARK_CONNECT_DEFAULT:-$_spark_conn}"
 
 # Components must share one signing secret for task tokens; made once per state dir, never committed.
 mkdir -p "$AIRFLOW_HOME"
@@ -44,4 +48,4 @@ if [ -z "${AIRFLOW__API_AUTH__JWT_SECRET:-}" ]; then
   AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$AIRFLOW_HOME/.jwt_secret")"
   export AIRFLOW__API_AUTH__JWT_SECRET
 fi
-unset _root _spark_conn
+unset _root _spark_conn _host _port

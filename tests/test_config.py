@@ -34,24 +34,60 @@ def test_day_offsets():
 
 def test_settings_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("OFFLINE_EVAL_HOME", str(tmp_path / "h"))
+    monkeypatch.setenv("SPARK_REMOTE", "sc://spark-connect:15002")
     monkeypatch.setenv("OFFLINE_EVAL_SPARK_MASTER", "spark://10.0.0.1:7077")
     monkeypatch.setenv("OFFLINE_EVAL_HIVE_METASTORE_URI", "thrift://metastore:9083")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("OFFLINE_EVAL_DRIVER_JAVA_OPTS", raising=False)
     s = Settings.from_env()
-    conf = s.spark_conf()
+    conf = s.engine_conf()
+    assert s.spark_remote == "sc://spark-connect:15002"
     assert s.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'h' / 'mlflow' / 'mlflow.db'}"
     assert conf["spark.hadoop.hive.metastore.uris"] == "thrift://metastore:9083"
     assert "spark.hadoop.javax.jdo.option.ConnectionURL" not in conf  # no embedded Derby on a cluster
-    assert "spark.driver.extraJavaOptions" not in conf  # JVM defaults off local mode
+    assert "spark.driver.extraJavaOptions" not in conf
+    assert conf["spark.sql.catalogImplementation"] == "hive"
+    # Every client session sets the pipeline's SQL settings itself, whoever started the engine.
+    assert s.session_conf()["spark.sql.sources.partitionOverwriteMode"] == "dynamic"
     assert conf["spark.sql.sources.partitionOverwriteMode"] == "dynamic"
 
 
 def test_local_settings_use_embedded_derby_under_home(monkeypatch, tmp_path):
+    for name in ("OFFLINE_EVAL_SPARK_MASTER", "OFFLINE_EVAL_HIVE_METASTORE_URI", "OFFLINE_EVAL_DRIVER_JAVA_OPTS",
+                 "SPARK_REMOTE", "OFFLINE_EVAL_SPARK_UI_PORT"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OFFLINE_EVAL_HOME", str(tmp_path))
-    monkeypatch.delenv("OFFLINE_EVAL_SPARK_MASTER", raising=False)
-    monkeypatch.delenv("OFFLINE_EVAL_HIVE_METASTORE_URI", raising=False)
-    monkeypatch.delenv("OFFLINE_EVAL_DRIVER_JAVA_OPTS", raising=False)
-    conf = Settings.from_env().spark_conf()
+    s = Settings.from_env()
+    conf = s.engine_conf()
+    assert s.spark_remote == "sc://127.0.0.1:15002" and s.spark_master == "local[*]"
     assert conf["spark.hadoop.javax.jdo.option.ConnectionURL"] == f"jdbc:derby:;databaseName={tmp_path / 'metastore_db'};create=true"
     assert f"-Dderby.system.home={tmp_path}" in conf["spark.driver.extraJavaOptions"]
+    assert conf["spark.ui.port"] == "4040"
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("SPARK_REMOTE", "http://x:1", "Spark Connect URL"),
+    ("OFFLINE_EVAL_ENGINE_MEMORY", "lots", "OFFLINE_EVAL_ENGINE_MEMORY"),
+    ("OFFLINE_EVAL_SHUFFLE_PARTITIONS", "four", "OFFLINE_EVAL_SHUFFLE_PARTITIONS"),
+])
+def test_bad_engine_settings_name_the_variable(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env()
+
+
+def test_engine_command_is_the_shipped_connect_server_script(tmp_path):
+    from offline_eval.io.engine import Engine, spark_home
+
+    s = Settings(home=tmp_path, reports_dir=tmp_path / "r", spark_remote="sc://127.0.0.1:15123",
+                 spark_master="local[2]", engine_memory="2g", spark_ui_port=0)
+    cmd = Engine(s).command()
+    assert cmd[0] == str(spark_home() / "sbin" / "start-connect-server.sh") and (spark_home() / "sbin").is_dir()
+    args = dict(zip(cmd[1::2], cmd[2::2]))
+    assert args["--master"] == "local[2]" and args["--driver-memory"] == "2g"
+    confs = dict(cmd[i + 1].split("=", 1) for i, a in enumerate(cmd) if a == "--conf")
+    assert confs["spark.connect.grpc.binding.port"] == "15123"
+    assert confs["spark.connect.grpc.binding.address"] == "127.0.0.1"
+    assert confs["spark.ui.enabled"] == "false"
+    with pytest.raises(ConfigError, match="not on this machine"):
+        Engine(Settings(home=tmp_path, reports_dir=tmp_path, spark_remote="sc://cluster:15002")).start()

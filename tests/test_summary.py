@@ -1,7 +1,9 @@
-"""The printed summary and its root-cause lines, on published metrics written by hand."""
+"""The printed summary and its root-cause lines, on result tables written by hand."""
 from __future__ import annotations
 
-import json
+import dataclasses
+
+import pytest
 
 from offline_eval.summary import daily_summary
 
@@ -12,29 +14,30 @@ def _rows(ret: tuple[float, float], new: tuple[float, float]) -> list[dict]:
         rows.append({"segment": seg, "metric": "ctr", "value": clicks / imps, "numerator": clicks, "denominator": imps})
     c, i = ret[0] + new[0], ret[1] + new[1]
     rows.append({"segment": "all", "metric": "ctr", "value": c / i, "numerator": c, "denominator": i})
-    return rows
+    return [{"model_name": "m", "model_version": "v1", "variant": "control", **r} for r in rows]
 
 
-def test_a_ctr_drop_is_flagged_and_split_into_mix_and_rate(settings, tmp_path):
-    import dataclasses
+@pytest.mark.spark
+def test_a_ctr_drop_is_flagged_and_split_into_mix_and_rate(spark, settings):
+    from offline_eval.io.tables import Tables
 
-    s = dataclasses.replace(settings, reports_dir=tmp_path)
+    tables = Tables(spark, dataclasses.replace(settings, database="offline_eval_summary_test"))
+    tables.ensure()
     week = {d: _rows((90, 900), (2, 100)) for d in ("2026-06-12", "2026-06-13", "2026-06-14")}  # 9.2%, 10% new
     days = {**week,
             "2026-06-17": _rows((80, 800), (4, 200)),    # CTR 8.4%: new users 20% of impressions
             "2026-06-18": _rows((50, 500), (10, 500))}   # CTR 6.0%: same rates, new users 50%
     for ds, rows in days.items():
-        d = tmp_path / "m" / "v1" / ds
-        d.mkdir(parents=True)
-        (d / "metrics.json").write_text(json.dumps(rows))
-    drift = {"drift": [
-        {"reference": "previous_day", "reference_end": "2026-06-17", "column": "c_device", "psi": 0.05, "verdict": "none"},
-        {"reference": "previous_day", "reference_end": "2026-06-17", "column": "f_user_tenure_days", "psi": 0.51,
-         "verdict": "severe"}],
-        "concept_drift": [{"reference": "baseline_7d", "reference_end": "2026-06-14", "segment": "new_users",
-                           "mean_rel_change": -0.3}]}
-    (tmp_path / "m" / "v1" / "2026-06-18" / "drift.json").write_text(json.dumps(drift))
-    out = daily_summary(s, "m", "2026-06-17", "2026-06-18")
+        tables.write_rows(rows, "metrics_daily", ds=ds)
+    version = {"model_name": "m", "model_version": "v1"}
+    tables.write_rows([
+        {**version, "reference": "previous_day", "reference_end": "2026-06-17", "column": "c_device", "psi": 0.05,
+         "verdict": "none"},
+        {**version, "reference": "previous_day", "reference_end": "2026-06-17", "column": "f_user_tenure_days",
+         "psi": 0.51, "verdict": "severe"}], "drift_daily", ds="2026-06-18")
+    tables.write_rows([{**version, "reference": "baseline_7d", "reference_end": "2026-06-14", "segment": "new_users",
+                        "mean_rel_change": -0.3, "buckets": "[]"}], "concept_drift_daily", ds="2026-06-18")
+    out = daily_summary(tables, "m", "2026-06-17", "2026-06-18")
     assert "2026-06-14" not in out.split("Why")[0]  # the table shows start..end only
     assert "-28.6%  <<" in out  # 6.0 / 8.4 - 1
     assert "Why v1 moved on 2026-06-18" in out and "vs the previous day (2026-06-17):" in out

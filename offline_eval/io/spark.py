@@ -1,9 +1,15 @@
-"""SparkSession for the embedded stack and for spark-submit alike."""
+"""Client sessions of the Spark engine: every task is a thin Spark Connect client.
+
+The engine is one long-lived Spark Connect server (``offline_eval.io.engine`` launches the
+embedded one; on a cluster SPARK_REMOTE points at its endpoint). A client session costs
+about half a second, shares the server's JVM, catalog and cache with every other task, and
+holds no data of its own: the JVM starts once for the whole backfill, not twice a day.
+"""
 from __future__ import annotations
 
-import os
-import sys
+import socket
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from offline_eval.config import Settings
 
@@ -11,44 +17,46 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-def spark_env(settings: Settings) -> dict[str, str]:
-    """Environment a Spark driver needs: workers must use this interpreter, not system python3."""
-    return {
-        "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
-        "PYSPARK_DRIVER_PYTHON": os.environ.get("PYSPARK_DRIVER_PYTHON", sys.executable),
-        "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
-    }
+class EngineUnavailable(RuntimeError):
+    """No Spark Connect server answers at SPARK_REMOTE. Retryable: the engine may be restarting."""
 
 
-def get_spark(app_name: str, settings: Settings | None = None, *, hive: bool = True) -> SparkSession:
-    """Return the active session (spark-submit) or build a local one with Hive support.
+def endpoint(remote: str) -> tuple[str, int]:
+    """(host, port) of a Spark Connect URL ``sc://host:port/;params`` (port 15002 by default)."""
+    url = urlparse(remote)
+    return url.hostname or "localhost", url.port or 15002
 
-    ``hive=False`` is for commands on plain files (readout, drift): they need no metastore,
-    so they never wait for, or lock, the embedded Derby database.
 
-    Under spark-submit the master and properties come from the submit command (see
-    ``Settings.spark_conf``); builder settings below only fill what is not set yet.
-    """
+def reachable(remote: str, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection(endpoint(remote), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def get_spark(settings: Settings | None = None, *, tag: str | None = None) -> SparkSession:
+    """A client session of the engine at ``settings.spark_remote``, with the pipeline's session
+    settings. ``tag`` labels the session's Spark jobs (visible in the Spark UI, and what
+    ``interruptTag`` would cancel)."""
     from pyspark.sql import SparkSession
 
     settings = settings or Settings.from_env()
-    for key, value in spark_env(settings).items():
-        os.environ.setdefault(key, value)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    builder = SparkSession.builder.appName(app_name)
-    if "spark.master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", "") and not _under_spark_submit():
-        builder = builder.master(settings.spark_master)
-    conf = settings.spark_conf()
-    if not hive:
-        conf = {k: v for k, v in conf.items() if "derby" not in v and "jdo" not in k}
-        conf["spark.sql.catalogImplementation"] = "in-memory"
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    spark = (builder.enableHiveSupport() if hive else builder).getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    if not reachable(settings.spark_remote):
+        raise EngineUnavailable(
+            f"no Spark engine answers at {settings.spark_remote}: start the embedded one with "
+            "`make engine-up` (offline-eval engine start), or point SPARK_REMOTE at your cluster's "
+            "Spark Connect endpoint (docs/deployment.md)")
+    spark = SparkSession.builder.remote(settings.spark_remote).getOrCreate()
+    configure(spark, settings)
+    if tag:
+        spark.addTag(tag)
     return spark
 
 
-def _under_spark_submit() -> bool:
-    # spark-submit starts the JVM first and hands the gateway to Python through these.
-    return "PYSPARK_GATEWAY_PORT" in os.environ or "SPARK_SUBMIT_OPTS" in os.environ
+def configure(spark: SparkSession, settings: Settings | None = None) -> SparkSession:
+    """Apply the pipeline's session settings to a session someone else created (an Airflow
+    ``@task.pyspark`` task gets its session from the connection)."""
+    for key, value in (settings or Settings.from_env()).session_conf().items():
+        spark.conf.set(key, value)
+    return spark

@@ -4,13 +4,19 @@ All table names and ds values are validated before they are interpolated into SQ
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator
 
-from offline_eval.config import Settings, validate_ds, validate_sql_name
+from offline_eval.config import ConfigError, Settings, validate_ds, validate_sql_name
 from offline_eval.contract import INPUT_TABLES, OUTPUT_TABLES, PARTITION_COLUMN, TableSpec
 from offline_eval.errors import DataError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
 ALL_TABLES: dict[str, TableSpec] = {**INPUT_TABLES, **OUTPUT_TABLES}
@@ -23,6 +29,29 @@ class MissingPartitionError(DataError):
         super().__init__(f"table {table}: partition ds={ds} does not exist (check: partition_exists)")
         self.table = table
         self.ds = ds
+
+
+class PartitionFile:
+    """One Parquet file written in Arrow batches (``Tables.partition_files``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = 0
+        self._writer = None
+
+    def write(self, batch: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, batch.schema, compression="snappy")
+        if batch.num_rows:
+            self._writer.write_table(batch)
+            self.rows += batch.num_rows
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 class Tables:
@@ -38,13 +67,31 @@ class Tables:
         return f"`{self.database}`.`{table}`"
 
     def ensure(self, specs: Iterable[TableSpec] | None = None) -> None:
-        """Create the database and tables if missing (Parquet, partitioned by ds)."""
-        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        """Create the database and tables if missing (Parquet, partitioned by ds); refuse a
+        table whose columns are not the contract's (a state dir from an older release)."""
+        existing = {t.name for t in self.spark.catalog.listTables(self.database)} if self._has_database() else None
+        if existing is None:
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+            existing = set()
         for spec in specs if specs is not None else ALL_TABLES.values():
+            if spec.name in existing:
+                self._check_columns(spec)
+                continue
             self.spark.sql(
                 f"CREATE TABLE IF NOT EXISTS {self.qualified(spec.name)} ({spec.ddl_columns()}) "
                 f"USING parquet PARTITIONED BY ({', '.join(f'`{c}`' for c in spec.partition_names)})"
             )
+
+    def _has_database(self) -> bool:
+        return self.spark.catalog.databaseExists(self.database)
+
+    def _check_columns(self, spec: TableSpec) -> None:
+        got = [c.name for c in self.spark.catalog.listColumns(f"{self.database}.{spec.name}")]
+        if got != spec.all_columns:
+            raise DataError(
+                f"table {self.database}.{spec.name} has columns {got}, the contract has {spec.all_columns} "
+                f"(check: table_schema). It was created by another release: drop it (DROP TABLE "
+                f"{self.database}.{spec.name}) and re-run, or start from a new state dir (make clean)")
 
     def partitions(self, table: str) -> list[str]:
         rows = self.spark.sql(f"SHOW PARTITIONS {self.qualified(table)}").collect()
@@ -78,7 +125,8 @@ class Tables:
         start, end = validate_ds(start), validate_ds(end)
         return self.spark.table(self.qualified(table)).where(F.col(PARTITION_COLUMN).between(start, end))
 
-    def overwrite(self, df: DataFrame, table: str, *, expected_ds: Iterable[str] | None = None) -> None:
+    def overwrite(self, df: DataFrame, table: str, *, expected_ds: Iterable[str] | None = None,
+                  check: bool = True) -> None:
         """Replace exactly the ds partitions present in ``df`` (dynamic partition overwrite).
 
         ``expected_ds``, when given, guards against writing partitions the caller did not
@@ -86,13 +134,75 @@ class Tables:
         """
         spec = ALL_TABLES[table]
         out = df.select(*spec.all_columns)
-        if expected_ds is not None:
+        if expected_ds is not None and check:
             allowed = sorted({validate_ds(d) for d in expected_ds})
             present = sorted(r[0] for r in out.select(PARTITION_COLUMN).distinct().collect())
             stray = [d for d in present if d not in allowed]
             if stray:
                 raise ValueError(f"refusing to write {table}: partitions {stray} outside {allowed}")
         out.write.insertInto(self.qualified(table).replace("`", ""), overwrite=True)
+
+    def write_rows(self, rows: Iterable[dict], table: str, *, ds: str, **partitions: object) -> int:
+        """Replace partition ``ds`` (and the given outer partitions) of ``table`` with ``rows``
+        (dicts keyed by the contract's columns; partition values come from the arguments).
+        Returns the number of rows. With no rows the partition is dropped, so a rerun that
+        finds nothing leaves nothing stale behind."""
+        spec = ALL_TABLES[table]
+        ds = validate_ds(ds)
+        values = {**partitions, PARTITION_COLUMN: ds}
+        data = [[{**r, **values}.get(c) for c in spec.all_columns] for r in rows]
+        if not data:
+            self.drop_partition(table, ds, **partitions)
+            return 0
+        df = self.spark.createDataFrame(data, spec.ddl_columns().replace("`", ""))
+        self.overwrite(df, table, expected_ds=[ds], check=False)
+        return len(data)
+
+    def location(self, table: str) -> Path:
+        """The table's directory, when the warehouse is a local (or mounted) file system."""
+        from urllib.parse import unquote, urlparse
+
+        rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {self.qualified(table)}").collect()
+        uri = next((r["data_type"] for r in rows if r["col_name"] == "Location"), None)
+        url = urlparse(uri or "")
+        if url.scheme not in ("", "file"):
+            raise ConfigError(f"table {self.database}.{table} lives at {uri}: files can only be written straight "
+                              "into a warehouse on a file system this machine mounts")
+        return Path(unquote(url.path))
+
+    @contextmanager
+    def partition_files(self, table: str, ds: str) -> Iterator[PartitionFile]:
+        """A Parquet file that replaces partition ``ds`` of ``table`` when the block ends
+        without an error (and is discarded otherwise). For bulk loads that need not pass
+        through the engine (the demo's generator): the file is built in a hidden directory
+        (readers skip names starting with a dot) and swapped in. Call ``register_partitions``
+        afterwards."""
+        ds = validate_ds(ds)
+        root = self.location(table)
+        tmp = root / f".{PARTITION_COLUMN}={ds}.{uuid.uuid4().hex}.tmp"
+        tmp.mkdir(parents=True)
+        out = PartitionFile(tmp / "part-00000.snappy.parquet")
+        try:
+            yield out
+            out.close()
+            target = root / f"{PARTITION_COLUMN}={ds}"
+            old = root / f".{PARTITION_COLUMN}={ds}.{uuid.uuid4().hex}.old"
+            if target.exists():
+                os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            out.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def register_partitions(self, table: str, dates: Iterable[str]) -> None:
+        """Make partitions written as files known to the metastore, and drop the engine's cached
+        file listings of the table."""
+        dates = sorted({validate_ds(d) for d in dates})
+        for i in range(0, len(dates), 100):
+            specs = " ".join(f"PARTITION (`{PARTITION_COLUMN}`='{d}')" for d in dates[i:i + 100])
+            self.spark.sql(f"ALTER TABLE {self.qualified(table)} ADD IF NOT EXISTS {specs}")
+        self.spark.sql(f"REFRESH TABLE {self.qualified(table)}")
 
     def read_baseline(self, window_days: int, end: str) -> DataFrame:
         """The stored baselines of one window (all model versions)."""
@@ -102,8 +212,23 @@ class Tables:
         df = self.spark.table(self.qualified("baselines"))
         return df.where((F.col("window_days") == int(window_days)) & (F.col(PARTITION_COLUMN) == end))
 
-    def drop_partition(self, table: str, ds: str) -> None:
+    def drop_partition(self, table: str, ds: str, **partitions: object) -> None:
         ds = validate_ds(ds)
+        spec = ", ".join(f"`{validate_sql_name(k, 'partition column')}`={int(v)}" for k, v in partitions.items())
+        spec = f"{spec}, " if spec else ""
         self.spark.sql(
-            f"ALTER TABLE {self.qualified(table)} DROP IF EXISTS PARTITION (`{PARTITION_COLUMN}`='{ds}')"
+            f"ALTER TABLE {self.qualified(table)} DROP IF EXISTS PARTITION ({spec}`{PARTITION_COLUMN}`='{ds}')"
         )
+
+    def read_days(self, table: str, dates: Iterable[str]) -> DataFrame:
+        """The partitions of ``dates`` (missing days are simply absent), contract columns."""
+        from pyspark.sql import functions as F
+
+        dates = sorted({validate_ds(d) for d in dates})
+        df = self.spark.table(self.qualified(table)).where(F.col(PARTITION_COLUMN).isin(dates))
+        spec = ALL_TABLES.get(table)
+        return df.select(*spec.all_columns) if spec else df
+
+    def rows(self, table: str, dates: Iterable[str]) -> list[dict]:
+        """The rows of ``dates`` as dicts (small result tables only)."""
+        return [r.asDict(recursive=True) for r in self.read_days(table, dates).collect()]

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from offline_eval.config import ConfigError, Settings, validate_ds, validate_identifier
 from offline_eval.errors import DataError
@@ -24,6 +24,9 @@ from offline_eval.metrics.ab import GUARDRAILS, exposed_units, experiment_metric
 from offline_eval.metrics.funnel import impression_funnel
 from offline_eval.reporting.ab import to_html, to_markdown
 from offline_eval.stats.readout import build_readout
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +131,12 @@ def write_outputs(target: Path, readout: dict[str, Any]) -> None:
 
 
 def run(end: str, settings: Settings | None = None, *, experiment: str | None = None, start: str | None = None,
-        pre_days: int = 7, alpha: float = 0.05, correction: str = "holm") -> dict[str, Any]:
+        pre_days: int = 7, alpha: float = 0.05, correction: str = "holm", spark: SparkSession | None = None
+        ) -> dict[str, Any]:
     """Read out ``experiment`` (or every experiment running on ``end``) over its window."""
     settings = settings or Settings.from_env()
     end = validate_ds(end)
-    spark = get_spark(f"offline-eval-ab-readout-{end}", settings)
+    spark = spark or get_spark(settings, tag=f"offline-eval-ab-readout-{end}")
     tables = Tables(spark, settings)
     experiments = [validate_identifier(experiment, "experiment id")] if experiment else running_experiments(tables, end)
     if not experiments:

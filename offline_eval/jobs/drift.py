@@ -1,22 +1,145 @@
-"""`offline-eval drift`: drift of any two tables (CSV or Parquet) through the pipeline's Spark
-code: reference edges once, one histogram pass over each table, statistics on the counts."""
+"""drift: compare a day's stored profile with its references (merges of stored daily profiles)
+and write ``drift_daily``, ``concept_drift_daily`` and ``alerts_daily`` for that day; and
+`offline-eval drift`, the same comparison for any two tables (CSV or Parquet).
+
+Neither reads a row of the day again: the day was profiled once by compute (one pass), and
+every statistic here is computed from profiles (``stats.drift``, ``stats.quality``,
+``stats.alerts``).
+"""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from offline_eval.config import ConfigError, Settings
+from offline_eval.config import ConfigError, DayConfig, Settings
+from offline_eval.contract import OUTPUT_TABLES
+from offline_eval.dates import DRIFT_REFERENCES, Window, reference_windows
 from offline_eval.errors import DataError
+from offline_eval.io import profiles as profile_store
+from offline_eval.io.files import read_table
 from offline_eval.io.paths import write_json_atomic
 from offline_eval.io.spark import get_spark
-from offline_eval.jobs.readout import read_table
-from offline_eval.metrics.drift import histograms, reference_profile
-from offline_eval.stats.drift import MISSING, compare_categorical, compare_numeric, dense
+from offline_eval.io.tables import Tables
+from offline_eval.metrics.profile import categorical_counts, numeric_profiles
+from offline_eval.stats.alerts import ctr_drop_alerts, threshold_alerts
+from offline_eval.stats.drift import compare_categorical, compare_numeric
+from offline_eval.stats.profile import Profile
+from offline_eval.stats.quality import concept_drift
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 _NUMERIC = ("byte", "short", "int", "bigint", "long", "float", "double", "decimal", "boolean")
+ALERT_THRESHOLDS = "baseline_7d"  # the window whose mean +- 3 sd bound the metrics
+CONCEPT_SEGMENTS = ("all", "new_users", "returning_users")
+
+
+def compare(reference: Profile, current: Profile) -> list[dict[str, Any]]:
+    """Every column of the reference: drift of the current profile against it."""
+    out = []
+    for c, ref in reference.numeric.items():
+        cur = current.numeric.get(c)
+        if cur is None:
+            raise DataError(f"column {c}: in the reference but not profiled today (check: monitored columns)")
+        out.append(compare_numeric(c, ref, cur))
+    for c, ref in reference.categorical.items():
+        out.append(compare_categorical(c, ref, current.categorical.get(c, {})))
+    return out
+
+
+def drift_rows(current: dict[tuple, Profile], refs: dict[str, tuple[Window, dict[tuple, Profile]]]
+               ) -> tuple[list[dict], list[str]]:
+    """drift_daily rows (without ds) of every version against every reference, and notes on
+    versions without one."""
+    rows, notes = [], []
+    for name, (window, parsed) in refs.items():
+        for key, cur in sorted(current.items()):
+            ref = parsed.get(key)
+            if ref is None or not any(p.n for p in ref.numeric.values()):
+                notes.append(f"{key[0]} {key[1]}: no {name} reference (no traffic in the window ending {window.end})")
+                continue
+            for res in compare(ref, cur):
+                rows.append({"model_name": key[0], "model_version": key[1], "reference": name,
+                             "reference_end": window.end, "column": res["column"], "type": res["type"],
+                             "psi": res.get("psi"), "ks": res.get("ks"), "ks_error_bound": res.get("ks_error_bound"),
+                             "js": res.get("js"), "wasserstein": res.get("wasserstein"), "chi2_p": res.get("chi2_p"),
+                             "p_value": res.get("ks_p", res.get("chi2_p")), "n_reference": res["n_reference"],
+                             "n_current": res["n_current"], "verdict": res["verdict"],
+                             "psi_edges": res.get("psi_edges")})
+    return rows, notes
+
+
+def concept_rows(current: dict[tuple, Profile], refs: dict[str, tuple[Window, dict[tuple, Profile]]]) -> list[dict]:
+    """P(click | score bucket) per version and user segment against each reference."""
+    out = []
+    for name, (window, parsed) in refs.items():
+        for key, cur in sorted(current.items()):
+            for segment in CONCEPT_SEGMENTS:
+                base = parsed.get(key).score_bins.get(segment) if key in parsed else None
+                now = cur.score_bins.get(segment)
+                if base is None or now is None or base.n == 0 or now.n == 0:
+                    continue
+                cd = concept_drift(base, now)
+                out.append({"model_name": key[0], "model_version": key[1], "segment": segment, "reference": name,
+                            "reference_end": window.end, "mean_abs_change": cd["mean_abs_change"],
+                            "mean_rel_change": cd["mean_rel_change"], "buckets": json.dumps(cd["buckets"])})
+    return out
+
+
+def alert_rows(current: dict[tuple, Profile], refs: dict[str, tuple[Window, dict[tuple, Profile]]],
+               ds: str) -> list[dict]:
+    out = []
+    for name, (window, parsed) in refs.items():
+        for key, cur in sorted(current.items()):
+            today = {k: s.values[ds] for k, s in cur.metrics.items() if ds in s.values}
+            ref = parsed.get(key)
+            base = {k: (s.mean, s.std, s.n) for k, s in ref.metrics.items()} if ref else {}
+            found = ctr_drop_alerts(today, base, window.label)
+            if name == ALERT_THRESHOLDS:
+                found += threshold_alerts(today, base, window.label)
+            for a in found:
+                row = {"model_name": key[0], "model_version": key[1], **a}
+                row["alert_id"] = alert_id(row, ds)
+                out.append(row)
+    return out
+
+
+def alert_id(alert: dict, ds: str) -> str:
+    """Stable across reruns: the same alert of the same day gets the same id."""
+    parts = [alert["model_name"], alert["model_version"], ds, alert["rule"], alert["reference"],
+             str(alert.get("variant")), alert["segment"], alert["metric"]]
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def run(day: DayConfig, settings: Settings | None = None, spark: SparkSession | None = None) -> dict[str, Any]:
+    settings = settings or Settings.from_env()
+    spark = spark or get_spark(settings, tag=f"offline-eval-drift-{day.ds}")
+    tables = Tables(spark, settings)
+    tables.ensure(OUTPUT_TABLES.values())
+    t0 = time.monotonic()
+    current = profile_store.read_days(tables, [day.ds]).get(day.ds)
+    if not current:
+        raise DataError(f"table profiles_daily: partition ds={day.ds} does not exist (check: partition_exists); "
+                        "the compute task of that day writes it")
+    windows = {w.name: w for w in reference_windows(day.ds)}
+    refs = {name: (windows[name], profile_store.read_reference(tables, windows[name])) for name in DRIFT_REFERENCES}
+    rows, notes = drift_rows(current, refs)
+    concept = concept_rows(current, refs)
+    alerts = alert_rows(current, refs, day.ds)
+    tables.write_rows(rows, "drift_daily", ds=day.ds)
+    tables.write_rows(concept, "concept_drift_daily", ds=day.ds)
+    tables.write_rows(alerts, "alerts_daily", ds=day.ds)
+    for note in notes:
+        log.info("drift ds=%s: %s", day.ds, note)
+    drifted = sum(r["verdict"] in ("minor", "severe") for r in rows)
+    log.info("ds=%s: %d drift rows (%d drifted), %d concept drift rows, %d alerts in %.1fs", day.ds, len(rows),
+             drifted, len(concept), len(alerts), time.monotonic() - t0)
+    return {"ds": day.ds, "drift_rows": len(rows), "drifted": drifted, "alerts": len(alerts), "notes": notes}
 
 
 def split_columns(ref_types: dict[str, str], cur_types: dict[str, str], columns: Sequence[str] | None,
@@ -38,72 +161,30 @@ def split_columns(ref_types: dict[str, str], cur_types: dict[str, str], columns:
     return numeric, cats
 
 
-def compare(profile: dict, current_hist: dict) -> list[dict[str, Any]]:
-    out = []
-    for c, ref in profile["numeric"].items():
-        out.append(compare_numeric(c, ref, dense(current_hist[c], len(ref["edges"]) + 1),
-                                   current_hist[c].get(MISSING, 0)))
-    for c, ref in profile["categorical"].items():
-        cur = {("__null__" if k is None else k): v for k, v in current_hist[c].items()}
-        out.append(compare_categorical(c, ref["counts"], cur))
-    return out
+def table_profile(df, numeric: Sequence[str], categorical: Sequence[str], name: str) -> Profile:
+    """One profile of a whole table: one grid pass over the numeric columns, one JVM count of the
+    categorical ones."""
+    nums = numeric_profiles(df, [], numeric).get((), {})
+    cats = categorical_counts(df, [], categorical).get((), {c: {} for c in categorical})
+    return Profile("table", name, (), numeric=nums, categorical=cats)
 
 
-def run(reference: str, current: str, out: str | None, *, columns: Sequence[str] | None = None,
-        categorical: Sequence[str] = (), settings: Settings | None = None) -> dict[str, Any]:
+def run_files(reference: str, current: str, out: str | None, *, columns: Sequence[str] | None = None,
+              categorical: Sequence[str] = (), settings: Settings | None = None) -> dict[str, Any]:
+    """`offline-eval drift`: profile both tables (each column read once), compare the profiles."""
     settings = settings or Settings.from_env()
-    spark = get_spark("offline-eval-drift", settings, hive=False)
+    spark = get_spark(settings, tag="offline-eval-drift")
     ref_df, cur_df = read_table(spark, reference), read_table(spark, current)
     numeric, cats = split_columns(dict(ref_df.dtypes), dict(cur_df.dtypes), columns, categorical,
                                   f"{reference} vs {current}")
     t0 = time.monotonic()
-    profile = reference_profile(ref_df, numeric, cats)
+    ref = table_profile(ref_df, numeric, cats, "reference")
     t1 = time.monotonic()
-    current_hist = histograms(cur_df, {c: profile["numeric"][c]["edges"] for c in numeric}, cats)
-    result = {"columns": compare(profile, current_hist),
-              "reference": str(reference), "current": str(current),
-              "seconds": {"reference_profile": round(t1 - t0, 3), "current_histograms": round(time.monotonic() - t1, 3)}}
+    cur = table_profile(cur_df, numeric, cats, "current")
+    result = {"columns": compare(ref, cur), "reference": str(reference), "current": str(current),
+              "seconds": {"reference_profile": round(t1 - t0, 3), "current_profile": round(time.monotonic() - t1, 3)}}
     drifted = [c["column"] for c in result["columns"] if c["verdict"] in ("minor", "severe")]
     log.info("drift %s vs %s: %d columns, drifted: %s", reference, current, len(result["columns"]), drifted or "none")
     if out:
         write_json_atomic(Path(out), result)
     return result
-
-
-def daily(impressions: Any, refs: dict[str, tuple[str, dict]]) -> tuple[list[dict], list[str]]:
-    """Drift of the day's impressions of every model version against every reference in one
-    histogram pass. ``refs``: {reference name: (window end, ``baseline.parse`` output)}.
-    Returns drift_daily rows (without ds) and notes on versions without a reference."""
-    from pyspark.sql import functions as F
-
-    from offline_eval.jobs.baseline import monitored_columns
-    from offline_eval.metrics.drift import grouped_histograms
-
-    sep = "\u0001"
-    _, categorical = monitored_columns()
-    df = impressions.withColumn("_g", F.concat_ws(sep, "model_name", "model_version"))
-    versions = sorted(tuple(r) for r in impressions.select("model_name", "model_version").distinct().collect())
-    edge_sets = {ref: {sep.join(key): {c: p["edges"] for c, p in parsed[key]["profile"]["numeric"].items()}
-                       for key in parsed if key in versions}
-                 for ref, (_, parsed) in refs.items()}
-    hist = grouped_histograms(df, "_g", edge_sets, categorical, groups=[sep.join(v) for v in versions])
-    rows, notes = [], []
-    for ref, (end, parsed) in refs.items():
-        for key in versions:
-            if key not in parsed or not parsed[key]["profile"]["numeric"]:
-                notes.append(f"{key[0]} {key[1]}: no {ref} reference (no traffic in the window ending {end})")
-                continue
-            g = sep.join(key)
-            current = {**hist["numeric"][ref].get(g, {}), **hist["categorical"].get(g, {})}
-            for kind in ("numeric", "categorical"):
-                for c in parsed[key]["profile"][kind]:
-                    current.setdefault(c, {})
-            for res in compare(parsed[key]["profile"], current):
-                rows.append({"model_name": key[0], "model_version": key[1], "reference": ref, "reference_end": end,
-                             "column": res["column"], "type": res["type"], "psi": res.get("psi"),
-                             "ks": res.get("ks"), "ks_error_bound": res.get("ks_error_bound"), "js": res.get("js"),
-                             "wasserstein": res.get("wasserstein"), "chi2_p": res.get("chi2_p"),
-                             "p_value": res.get("ks_p", res.get("chi2_p")), "n_reference": res["n_reference"],
-                             "n_current": res["n_current"], "verdict": res["verdict"],
-                             "psi_edges": res.get("psi_edges")})
-    return rows, notes

@@ -1,7 +1,7 @@
-"""Publish one day: an Evidently report per model version and the day's numbers in MLflow.
+"""publish: an Evidently report per model version and the day's numbers in MLflow.
 
-Reads only what the compute task staged (aggregates and bounded samples), so it needs no
-Spark and never touches raw events.
+Reads what compute and drift wrote (the day's result tables and the stored samples of the day
+and the day before) through the IO layer; never a raw partition.
 """
 from __future__ import annotations
 
@@ -12,18 +12,25 @@ import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from offline_eval import __version__
 from offline_eval.config import DayConfig, Settings, project_root
+from offline_eval.dates import DRIFT_REFERENCES
 from offline_eval.io import mlflow_log
+from offline_eval.io import results
 from offline_eval.io.evidently_report import build_report
-from offline_eval.io.paths import day_report_dir, replace_dir, staging_dir, validation_file, write_json_atomic
+from offline_eval.io.paths import day_report_dir, replace_dir, validation_file, write_json_atomic
+from offline_eval.io.spark import get_spark
+from offline_eval.io.tables import Tables
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
 
-class NothingStaged(RuntimeError):
+class NothingComputed(RuntimeError):
     """The compute task has not produced outputs for this ds."""
 
 
@@ -77,41 +84,54 @@ def drift_metrics(drift_rows: list[dict], concept_rows: list[dict], alert_rows: 
     return out
 
 
-def load_manifest(settings: Settings, ds: str) -> dict[str, Any]:
-    path = staging_dir(settings, ds) / "manifest.json"
-    if not path.exists():
-        raise NothingStaged(f"nothing staged for ds={ds} at {path}: run the compute task first")
-    return json.loads(path.read_text())
+def validation_status(path: Path) -> str:
+    """passed | failed | missing: what the day's GX result file says."""
+    try:
+        return "passed" if json.loads(path.read_text()).get("success") is True else "failed"
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError, AttributeError):
+        return "failed"
 
 
-def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "manual") -> list[dict[str, str]]:
-    import pandas as pd
-
+def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "manual",
+        spark: SparkSession | None = None) -> list[dict[str, str]]:
     settings = settings or Settings.from_env()
-    manifest = load_manifest(settings, day.ds)
+    spark = spark or get_spark(settings, tag=f"offline-eval-publish-{day.ds}")
+    tables = Tables(spark, settings)
+    metric_rows = results.day_rows(tables, "metrics_daily", [day.ds]).get(day.ds)
+    if not metric_rows:
+        raise NothingComputed(f"table metrics_daily: partition ds={day.ds} does not exist (check: partition_exists); "
+                              "run the compute task of that day first")
+    drift = results.by_version(results.day_rows(tables, "drift_daily", [day.ds]).get(day.ds, []))
+    concept = results.by_version(results.concept_rows(tables, [day.ds]).get(day.ds, []))
+    alerts = results.by_version(results.day_rows(tables, "alerts_daily", [day.ds]).get(day.ds, []))
+    reference_ds = day.ds_offset(-1)
     validation = validation_file(settings, day.ds)
-    by_version = metrics_by_version(manifest["metrics"])
+    by_version = metrics_by_version(metric_rows)
+    models = sorted(by_version)
     published = []
-    for i, m in enumerate(manifest["models"], 1):
+    for i, (name, version) in enumerate(models, 1):
         t0 = time.monotonic()
-        name, version = m["model_name"], m["model_version"]
-        stage = staging_dir(settings, day.ds) / name / version
-        current = pd.read_parquet(stage / "current.parquet")
-        reference = pd.read_parquet(stage / "reference.parquet")
-        version_rows = [r for r in manifest["metrics"] if (r["model_name"], r["model_version"]) == (name, version)]
+        key = (name, version)
+        current = results.sample(tables, day.ds, name, version)
+        reference = results.sample(tables, reference_ds, name, version)
+        version_rows = [{k: v for k, v in r.items() if k != "ds"} for r in metric_rows
+                        if (r["model_name"], r["model_version"]) == key]
+        drift_rows, concept_rows, alert_rows = drift.get(key, []), concept.get(key, []), alerts.get(key, [])
+        notes = [f"{name} {version}: no {ref} reference" for ref in DRIFT_REFERENCES
+                 if not any(r["reference"] == ref for r in drift_rows)]
+        # The previous day's PSI edges, so that the Evidently report bins its sample exactly as
+        # drift_daily binned the full data.
+        psi_edges = {r["column"]: r["psi_edges"] for r in drift_rows
+                     if r["reference"] == "previous_day" and r["psi_edges"] is not None}
         summary = {}
-
-        mine = lambda rows: [r for r in rows if (r["model_name"], r["model_version"]) == (name, version)]  # noqa: E731
-        drift_rows, concept_rows, alert_rows = (mine(manifest.get(k, [])) for k in ("drift", "concept_drift", "alerts"))
 
         def fill(tmp: Path) -> None:
             summary["report"] = build_report(
-                current, reference, tmp, title=f"{name} {version} {day.ds} vs {manifest['reference_ds']}",
-                psi_edges=manifest.get("psi_edges", {}).get(f"{name}/{version}", {}),
-            )
+                current, reference, tmp, title=f"{name} {version} {day.ds} vs {reference_ds}", psi_edges=psi_edges)
             write_json_atomic(tmp / "metrics.json", version_rows)
-            write_json_atomic(tmp / "drift.json", {"drift": drift_rows, "concept_drift": concept_rows,
-                                                   "notes": manifest.get("drift_notes", [])})
+            write_json_atomic(tmp / "drift.json", {"drift": drift_rows, "concept_drift": concept_rows, "notes": notes})
             write_json_atomic(tmp / "alerts.json", alert_rows)
             if validation.exists():
                 shutil.copy(validation, tmp / "validation.json")
@@ -120,20 +140,20 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
         replace_dir(out_dir, fill)
         report = summary["report"]
         html = out_dir / report.html.name
-        metrics = dict(by_version[(name, version)])
+        metrics = dict(by_version[key])
         metrics.update({f"evidently/{k}": v for k, v in report.metrics().items()})
         metrics.update(drift_metrics(drift_rows, concept_rows, alert_rows))
-        key = mlflow_log.RunKey(name, version, day.ds, day.cadence)
+        run_key = mlflow_log.RunKey(name, version, day.ds, day.cadence)
         run = mlflow_log.log_day(
             settings,
-            key,
+            run_key,
             metrics=metrics,
             params={
                 "ds": day.ds,
                 "model_name": name,
                 "model_version": version,
                 "cadence": day.cadence,
-                "reference_ds": manifest["reference_ds"],
+                "reference_ds": reference_ds,
                 "sample_rows": str(day.sample_rows),
                 "new_user_days": str(day.new_user_days),
                 "new_item_days": str(day.new_item_days),
@@ -143,13 +163,13 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
                 "offline_eval.dag_run_id": dag_run_id,
                 "offline_eval.code_version": code_version(),
                 "offline_eval.report_html": str(html),
-                "offline_eval.validation": "passed" if validation.exists() else "missing",
+                "offline_eval.validation": validation_status(validation),
                 **day.extra_tags,
             },
             artifacts={"evidently": out_dir},
         )
         write_json_atomic(out_dir / "mlflow_run.json", {**run, "tracking_uri": settings.mlflow_tracking_uri})
-        log.info("[%d/%d] %s %s %s: report %s, MLflow run %s (%s new metrics) in %.1fs", i, len(manifest["models"]),
+        log.info("[%d/%d] %s %s %s: report %s, MLflow run %s (%s new metrics) in %.1fs", i, len(models),
                  name, version, day.ds, html, run["run_id"], run["metrics_logged"], time.monotonic() - t0)
         published.append({"model_name": name, "model_version": version, "report": str(html), **run})
     return published

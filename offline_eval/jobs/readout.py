@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from offline_eval.config import ConfigError, Settings
 from offline_eval.errors import DataError
+from offline_eval.io.files import read_table
 from offline_eval.io.paths import write_json_atomic, write_text_atomic
 from offline_eval.io.spark import get_spark
 from offline_eval.metrics.ab import MetricSpec, arm_moments
@@ -17,18 +18,6 @@ from offline_eval.stats.readout import build_readout
 
 log = logging.getLogger(__name__)
 _SUFFIXES = ("sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy")
-
-
-def read_table(spark, path: str):
-    """CSV (header, inferred types) or Parquet by extension; a clear error for anything else."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"input {path} does not exist")
-    if p.suffix.lower() in (".csv", ".txt"):
-        return spark.read.option("header", True).option("inferSchema", True).csv(str(p))
-    if p.suffix.lower() in (".parquet", ".pq") or p.is_dir():
-        return spark.read.parquet(str(p))
-    raise ConfigError(f"input {path}: expected a .csv or .parquet file (or a Parquet directory)")
 
 
 def collect_moments(
@@ -75,7 +64,7 @@ def run(
     if unknown:
         raise ConfigError(f"--guardrail {unknown}: not among the metrics {[m.name for m in specs]}")
     settings = settings or Settings.from_env()
-    spark = get_spark("offline-eval-readout", settings, hive=False)
+    spark = get_spark(settings, tag="offline-eval-readout")
     arms, counts = collect_moments(read_table(spark, input_path), variant_col, specs, source=str(input_path))
     if control not in counts:
         raise DataError(f"{input_path}: control arm {control!r} not found in column {variant_col} "

@@ -1,87 +1,19 @@
-"""Validate one day's input partitions with the GX suites; fail loudly, keep the result JSON."""
+"""validate: the GX gate on one day's input partitions (``offline_eval.io.validation``)."""
 from __future__ import annotations
 
-import logging
-import math
-import time
+from typing import TYPE_CHECKING
 
 from offline_eval.config import DayConfig, Settings
-from offline_eval.contract import INPUT_TABLES
-from offline_eval.errors import DataError
-from offline_eval.io.gx import TableValidation, validate_partition
-from offline_eval.io.paths import validation_file, write_json_atomic
 from offline_eval.io.spark import get_spark
 from offline_eval.io.tables import Tables
+from offline_eval.io.validation import validate_day
 
-log = logging.getLogger(__name__)
-
-# Row-count bounds relative to the previous day's partition: a 5x jump or an 80% drop is
-# a broken feed, not a promotion.
-ROW_COUNT_LOW, ROW_COUNT_HIGH = 0.2, 5.0
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
-class ValidationFailed(DataError):
-    """One or more input partitions failed their expectation suite (or are missing)."""
-
-
-def row_count_bounds(previous_rows: int | None) -> dict[str, int | None]:
-    if not previous_rows:
-        return {"min_rows": 1, "max_rows": None}
-    return {
-        "min_rows": max(1, math.floor(previous_rows * ROW_COUNT_LOW)),
-        "max_rows": math.ceil(previous_rows * ROW_COUNT_HIGH),
-    }
-
-
-def _missing(table: str, ds: str, qualified: str) -> TableValidation:
-    from offline_eval.io.gx import Failure
-
-    return TableValidation(
-        table=table,
-        ds=ds,
-        success=False,
-        evaluated=1,
-        failures=[Failure("partition_exists", None, None, f" (no partition ds={ds} in {qualified})")],
-        result={"success": False, "missing_partition": True},
-    )
-
-
-def run(day: DayConfig, settings: Settings | None = None, tables_to_check: tuple[str, ...] | None = None) -> dict:
+def run(day: DayConfig, settings: Settings | None = None, spark: SparkSession | None = None,
+        tables_to_check: tuple[str, ...] | None = None) -> dict:
     settings = settings or Settings.from_env()
-    spark = get_spark(f"offline-eval-validate-{day.ds}", settings)
-    tables = Tables(spark, settings)
-    names = tables_to_check or tuple(INPUT_TABLES)
-    results: list[TableValidation] = []
-    for i, name in enumerate(names, 1):
-        t0 = time.monotonic()
-        if not tables.has_partition(name, day.ds):
-            results.append(_missing(name, day.ds, f"{settings.database}.{name}"))
-        else:
-            df = tables.read(name, day.ds).cache()
-            prev = tables.read(name, day.ds_offset(-1), require=False).count()
-            results.append(validate_partition(name, day.ds, df, parameters=row_count_bounds(prev)))
-            df.unpersist()
-        r = results[-1]
-        log.info("[%d/%d] %s ds=%s: %s (%d expectations, %.1fs)", i, len(names), name, day.ds,
-                 "ok" if r.success else "FAILED", r.evaluated, time.monotonic() - t0)
-    summary = {
-        "ds": day.ds,
-        "database": settings.database,
-        "success": all(r.success for r in results),
-        "tables": {
-            r.table: {
-                "success": r.success,
-                "evaluated": r.evaluated,
-                "failures": [f.__dict__ for f in r.failures],
-                "result": r.result,
-            }
-            for r in results
-        },
-    }
-    out = validation_file(settings, day.ds)
-    write_json_atomic(out, summary)
-    failed = [r for r in results if not r.success]
-    if failed:
-        message = "\n".join(r.message() for r in failed)
-        raise ValidationFailed(f"input validation failed for ds={day.ds} (result: {out})\n{message}")
-    return {"ds": day.ds, "success": True, "result": str(out)}
+    spark = spark or get_spark(settings, tag=f"offline-eval-validate-{day.ds}")
+    return validate_day(Tables(spark, settings), day, tables_to_check)

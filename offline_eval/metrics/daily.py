@@ -172,7 +172,6 @@ def daily_metrics(rows: DataFrame, sessions: DataFrame, ds: str) -> DataFrame:
     ``rows``: impression grain from ``impression_funnel`` + ``with_segments`` + ``with_prior_buyers``.
     ``sessions``: the day's sessions with ``is_new_user`` (see ``sessions_with_newness``).
     """
-    from pyspark.sql import functions as F
 
     exploded = _explode_segments(rows)
     grid_keys = rows.select(*GROUP_KEYS, "experiment_id").distinct()

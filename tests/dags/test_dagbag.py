@@ -1,4 +1,5 @@
-"""The DAG folder imports cleanly and the daily DAG has the structure the docs promise."""
+"""The DAG folder imports cleanly, the DAGs have the structure the docs promise, and the task
+glue keeps the failure contract (bad data and bad configuration fail at once, the rest retries)."""
 from __future__ import annotations
 
 import ast
@@ -6,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
-HEAVY = {"pyspark", "mlflow", "evidently", "great_expectations", "pandas"}
+ROOT = Path(__file__).resolve().parents[2]
+DAGS = ROOT / "dags"
+GLUE = ROOT / "plugins" / "offline_eval_airflow"
+HEAVY = {"pyspark", "mlflow", "evidently", "great_expectations", "pandas", "offline_eval"}
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +22,7 @@ def dagbag():
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert {"offline_eval_daily", "offline_eval_ab_readout", "offline_eval_baseline_weekly",
-            "offline_eval_baseline_daily"} <= set(dagbag.dags)
+    assert set(dagbag.dags) == {"offline_eval_daily", "offline_eval_ab_readout", "offline_eval_baseline_weekly"}
 
 
 def test_daily_structure(dagbag):
@@ -29,9 +31,28 @@ def test_daily_structure(dagbag):
     assert dag.catchup is False
     assert "evaluates" in dag.doc_md and "ds = D" in dag.doc_md
     order = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
-    assert order == {"validate": ["compute"], "compute": ["publish"], "publish": []}
+    assert order == {"validate": ["compute"], "compute": ["baselines"], "baselines": ["drift"],
+                     "drift": ["publish"], "publish": []}
     assert all(t.retries >= 1 for t in dag.tasks)
     assert dag.params["sample_rows"] == 50_000
+    # Only the reference step waits for the previous day; it runs (and then skips) when the
+    # day was rejected, so a bad day does not block the next one.
+    waits = {t.task_id for t in dag.tasks if t.depends_on_past}
+    assert waits == {"baselines"} and dag.get_task("baselines").trigger_rule == "all_done"
+    assert dag.get_task("validate").retries == 1  # a failed suite fails at once anyway
+
+
+def test_spark_tasks_are_pyspark_tasks_on_the_spark_connect_connection(dagbag):
+    from airflow.providers.apache.spark.operators.spark_pyspark import PySparkOperator
+
+    for dag_id, task_ids in (("offline_eval_daily", ("validate", "compute", "baselines", "drift", "publish")),
+                             ("offline_eval_ab_readout", ("readout",)), ("offline_eval_baseline_weekly", ("build",))):
+        dag = dagbag.dags[dag_id]
+        for task_id in task_ids:
+            task = dag.get_task(task_id)
+            assert isinstance(task, PySparkOperator) and task.conn_id == "spark_connect_default", (dag_id, task_id)
+            assert task.pool == "default_pool"  # no one-slot pool: tasks share the engine
+    assert type(dagbag.dags["offline_eval_ab_readout"].get_task("log_to_mlflow")).__name__ == "_PythonDecoratedOperator"
 
 
 def test_ab_readout_dag(dagbag):
@@ -39,31 +60,35 @@ def test_ab_readout_dag(dagbag):
     assert {"offline-eval", "ab"} <= set(dag.tags)
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
         "readout": ["log_to_mlflow"], "log_to_mlflow": []}
-    readout = dag.get_task("readout")
-    assert readout.application.endswith("spark_jobs/ab_readout.py") and readout.pool == "offline_eval_spark"
-    assert readout.application_args[:2] == ["--ds", "{{ params.end or ds }}"]
     assert set(dag.params) == {"experiment", "start", "end", "correction"}
     assert dag.params["correction"] == "holm"
     assert "reports/ab/<experiment>/<ds>/" in dag.doc_md
 
 
-@pytest.mark.parametrize("dag_id, interval_end, expected", [
-    # the week [Mon 06-08, Mon 06-15) -> windows ending Sunday 06-14; the day [06-17, 06-18) -> 06-17
-    ("offline_eval_baseline_weekly", "2026-06-15", ["--end", "2026-06-14", "--windows", "7,28"]),
-    ("offline_eval_baseline_daily", "2026-06-18", ["--end", "2026-06-17", "--windows", "1"]),
-])
-def test_baseline_dags_build_the_window_that_ends_their_interval(dagbag, dag_id, interval_end, expected):
-    import pendulum
-    from airflow.sdk.execution_time import macros
+def test_the_connection_points_tasks_at_the_engine(monkeypatch):
+    """What @task.pyspark connects to, for the embedded engine and for a cluster's endpoint."""
+    from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
 
-    dag = dagbag.dags[dag_id]
-    task = dag.get_task("build")
-    assert task.application.endswith("spark_jobs/build_baseline.py") and task.pool == "offline_eval_spark"
-    end = pendulum.parse(interval_end, tz="UTC")
-    start = end.subtract(days=7 if "weekly" in dag_id else 1)
-    context = {"data_interval_end": end, "ds": start.to_date_string(), "macros": macros}
-    assert task.render_template(task.application_args, context) == expected
-    assert dag.timetable.expression == ("0 0 * * 1" if "weekly" in dag_id else "0 0 * * *")
+    for conn, url in (('{"conn_type": "spark_connect", "host": "sc://127.0.0.1", "port": 15002}',
+                       "sc://127.0.0.1:15002/"),
+                      ('{"conn_type": "spark_connect", "host": "sc://spark-connect", "port": 15002, '
+                       '"extra": {"use_ssl": true}}', "sc://spark-connect:15002/;use_ssl=True")):
+        monkeypatch.setenv("AIRFLOW_CONN_SPARK_CONNECT_DEFAULT", conn)
+        assert SparkConnectHook("spark_connect_default").get_connection_url() == url
+
+
+def test_weekly_baseline_builds_the_windows_ending_the_sunday_of_its_interval(dagbag, monkeypatch):
+    import pendulum
+
+    from offline_eval.jobs import baselines
+
+    calls = []
+    monkeypatch.setattr(baselines, "run_windows", lambda end, windows, spark=None: calls.append((end, windows)))
+    task = dagbag.dags["offline_eval_baseline_weekly"].get_task("build")
+    # the week [Mon 06-08, Mon 06-15) -> the windows ending Sunday 06-14
+    task.python_callable(spark=None, data_interval_end=pendulum.datetime(2026, 6, 15, tz="UTC"))
+    assert calls == [("2026-06-14", (7, 28))]
+    assert dagbag.dags["offline_eval_baseline_weekly"].timetable.expression == "0 0 * * 1"
 
 
 def test_daily_runs_evaluate_their_interval_start(dagbag):
@@ -73,35 +98,8 @@ def test_daily_runs_evaluate_their_interval_start(dagbag):
     assert dag.timetable.expression == "0 0 * * *"
 
 
-def test_spark_tasks_are_spark_submits_on_the_shared_pool(dagbag):
-    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-
-    dag = dagbag.dags["offline_eval_daily"]
-    for task_id, script in (("validate", "validate_inputs.py"), ("compute", "compute_metrics.py")):
-        task = dag.get_task(task_id)
-        assert isinstance(task, SparkSubmitOperator) and type(task).__name__ == "SparkJobOperator"
-        assert task.pool == "offline_eval_spark"
-        assert task.application.endswith(f"spark_jobs/{script}")
-        assert task.application_args[:2] == ["--ds", "{{ ds }}"]
-        assert task.conf["spark.sql.sources.partitionOverwriteMode"] == "dynamic"
-    assert dag.get_task("validate").retries == 1  # a failed suite fails at once (exit code 3)
-
-
-def test_spark_master_comes_from_the_connection(monkeypatch):
-    """What SparkSubmitHook would run, for the default local connection and for a cluster."""
-    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
-
-    for conn, master in (('{"conn_type": "spark", "host": "local[*]"}', "local[*]"),
-                         ('{"conn_type": "spark", "host": "spark://spark-master", "port": 7077}', "spark://spark-master:7077")):
-        monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", conn)
-        hook = SparkSubmitHook(conn_id="spark_default", conf={"spark.sql.shuffle.partitions": "4"})
-        cmd = hook._build_spark_submit_command("spark_jobs/compute_metrics.py")
-        assert cmd[cmd.index("--master") + 1] == master
-        assert "spark.sql.shuffle.partitions=4" in cmd
-
-
-def test_dag_files_import_no_heavy_libraries_at_parse_time():
-    for path in DAGS.glob("*.py"):
+def test_dag_files_and_glue_import_no_heavy_libraries_at_parse_time():
+    for path in [*DAGS.glob("*.py"), *GLUE.glob("*.py")]:
         tree = ast.parse(path.read_text())
         top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
         names = {(n.module or "").split(".")[0] for n in top if isinstance(n, ast.ImportFrom)}
@@ -109,23 +107,39 @@ def test_dag_files_import_no_heavy_libraries_at_parse_time():
         assert not names & HEAVY, f"{path.name} imports {names & HEAVY} at module level"
 
 
+def test_library_imports_no_airflow():
+    for path in (ROOT / "offline_eval").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        names |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "airflow" not in names, path
+
+
 @pytest.mark.spark
-@pytest.mark.parametrize("code, fails_at_once", [(3, True), (2, True), (1, False)])
-def test_bad_data_exit_code_fails_without_retry(tmp_path, monkeypatch, code, fails_at_once):
-    """A real spark-submit of a job that exits with ``code``: data and config errors (3, 2)
-    raise AirflowFailException, which Airflow never retries; anything else stays retryable."""
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+def test_bad_data_and_config_fail_at_once_the_rest_is_retried(settings, small_world, monkeypatch):
+    """Real jobs through the task glue: a missing partition (bad data) and a bad identifier
+    (configuration) raise AirflowFailException, which Airflow never retries; an engine that does
+    not answer raises a plain error, which it retries."""
+    from airflow.sdk.exceptions import AirflowFailException
 
-    from offline_eval.orchestration import SparkJobOperator
+    from offline_eval.config import DayConfig
+    from offline_eval.io.spark import EngineUnavailable
+    from offline_eval.jobs import validate
+    from offline_eval.summary import daily_summary
+    from offline_eval_airflow import run_job
 
-    job = tmp_path / "job.py"
-    job.write_text(f"import sys\nsys.exit({code})\n")
-    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "local[1]"}')
-    op = SparkJobOperator(task_id="validate", application=str(job), conn_id="spark_default")
-    with pytest.raises(AirflowException) as err:
-        op.execute({})
-    assert isinstance(err.value, AirflowFailException) is fails_at_once
-    assert op.exit_code() == code
+    with pytest.raises(AirflowFailException, match=r"(?s)validate: bad input data .*not retrying.*table clicks, "
+                                                   r"partition ds=2026-08-02"):
+        run_job("validate", validate.run, DayConfig(ds="2026-08-02"), settings, tables_to_check=("clicks",))
+    with pytest.raises(AirflowFailException, match=r"(?s)summary: configuration error .*invalid model name"):
+        run_job("summary", daily_summary, None, "../etc", "2026-06-17", "2026-06-18")
+    import dataclasses
+
+    from tests.conftest import free_port
+
+    down = dataclasses.replace(settings, spark_remote=f"sc://127.0.0.1:{free_port()}")
+    with pytest.raises(EngineUnavailable, match="no Spark engine answers"):
+        run_job("validate", validate.run, DayConfig(ds="2026-06-18"), down)
 
 
 def test_every_dag_shares_the_timetable_and_stops_at_the_configured_end(monkeypatch):
@@ -136,13 +150,13 @@ def test_every_dag_shares_the_timetable_and_stops_at_the_configured_end(monkeypa
 
     monkeypatch.setenv("OFFLINE_EVAL_DAILY_END_DATE", "2026-06-21")
     bounded = DagBag(dag_folder=str(DAGS)).dags
-    assert len(bounded) == 4
+    assert len(bounded) == 3
     for dag_id, dag in bounded.items():
         assert dag.end_date == pendulum.datetime(2026, 6, 21, tz="UTC"), dag_id
         assert dag.start_date == pendulum.datetime(2026, 6, 1, tz="UTC"), dag_id
         assert dag.catchup is False and dag.owner == "offline-eval"
         assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
-    assert bounded["offline_eval_daily"].max_active_runs == 2
+    assert bounded["offline_eval_daily"].max_active_runs == 3
     assert bounded["offline_eval_baseline_weekly"].default_args["retry_delay"].total_seconds() == 300
     assert bounded["offline_eval_ab_readout"].default_args["retries"] == 2
     monkeypatch.delenv("OFFLINE_EVAL_DAILY_END_DATE")

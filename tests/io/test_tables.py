@@ -46,3 +46,28 @@ def test_missing_partition_error_names_table_and_ds(spark, settings):
 def test_table_names_are_validated_before_sql(spark, settings):
     with pytest.raises(ConfigError):
         Tables(spark, settings).read("orders; drop table users", "2030-01-01")
+
+
+def test_a_table_from_another_release_is_refused_by_name(spark, settings):
+    from offline_eval.errors import DataError
+
+    tables = Tables(spark, settings)
+    tables.ensure()
+    spark.sql(f"CREATE TABLE {tables.qualified('alerts_old_shape')} (a int, ds string) USING parquet PARTITIONED BY (ds)")
+    from offline_eval.contract import ALERTS_DAILY, TableSpec
+
+    renamed = TableSpec("alerts_old_shape", ALERTS_DAILY.columns, ALERTS_DAILY.keys, "")
+    with pytest.raises(DataError, match=r"alerts_old_shape has columns \['a', 'ds'\].*check: table_schema"):
+        tables.ensure([renamed])
+
+
+def test_write_rows_replaces_the_partition_and_drops_it_when_empty(spark, settings):
+    tables = Tables(spark, settings)
+    tables.ensure()
+    row = {"model_name": "m", "model_version": "v1", "variant": "control", "segment": "all", "metric": "ctr",
+           "value": 0.5, "numerator": 1.0, "denominator": 2.0}
+    assert tables.write_rows([row, {**row, "metric": "cvr"}], "metrics_daily", ds="2030-03-01") == 2
+    assert tables.write_rows([{**row, "value": 0.7}], "metrics_daily", ds="2030-03-01") == 1
+    assert [(r["metric"], r["value"]) for r in tables.rows("metrics_daily", ["2030-03-01"])] == [("ctr", 0.7)]
+    assert tables.write_rows([], "metrics_daily", ds="2030-03-01") == 0
+    assert not tables.has_partition("metrics_daily", "2030-03-01")

@@ -11,7 +11,7 @@ from offline_eval.config import DayConfig
 from offline_eval.io.paths import validation_dir
 from offline_eval.io.tables import Tables
 from offline_eval.jobs import validate
-from offline_eval.jobs.validate import ValidationFailed, row_count_bounds
+from offline_eval.io.validation import ValidationFailed, row_count_bounds
 
 pytestmark = pytest.mark.spark
 

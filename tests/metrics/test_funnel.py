@@ -1,6 +1,9 @@
 """Attribution rules on a handful of rows, expected values worked out by hand."""
 from __future__ import annotations
 
+import contextlib
+import io
+
 import datetime as dt
 
 import pytest
@@ -97,7 +100,10 @@ def test_impressions_are_never_the_broadcast_side(spark):
     spark.conf.set("spark.sql.autoBroadcastJoinThreshold", str(1 << 30))
     try:
         joined = attributed_clicks(imps, clicks)
-        plan = joined._jdf.queryExecution().executedPlan().toString()
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            joined.explain()  # the physical plan (the engine's, printed by the client)
+        plan = out.getvalue()
         n = joined.count()
     finally:
         spark.conf.set("spark.sql.autoBroadcastJoinThreshold", previous)

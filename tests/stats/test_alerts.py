@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from offline_eval.jobs.baseline import metric_rows, weekly_end, window_dates
-from offline_eval.metrics.drift import fold_rare
+from offline_eval.dates import weekly_end, window_dates
 from offline_eval.stats.alerts import ctr_drop_alerts, threshold_alerts
-from offline_eval.stats.drift import OTHER, compare_categorical
+from offline_eval.stats.drift import compare_categorical
+from offline_eval.stats.profile import OTHER, MetricStats, Profile, fold_rare, merge
 
 
 def test_weekly_baseline_ends_on_the_sunday_before():
@@ -17,11 +17,12 @@ def test_weekly_baseline_ends_on_the_sunday_before():
 
 
 def test_metric_baseline_mean_and_sample_std():
-    values = {d: [{"model_name": "m", "model_version": "v1", "variant": "control", "segment": "all", "metric": "ctr",
-                   "value": v}] for d, v in (("2026-06-01", 0.08), ("2026-06-02", 0.10), ("2026-06-03", None))}
-    (row,) = metric_rows(values, "2026-06-03", 3)
-    assert (row["n"], row["mean"]) == (2.0, pytest.approx(0.09))
-    assert row["std"] == pytest.approx(0.0141421356, rel=1e-8)  # sqrt(((0.01)^2 * 2) / 1)
+    key = ("control", "all", "ctr")
+    days = [Profile("m", "v1", (d,), metrics={key: MetricStats({d: v})} if v is not None else {})
+            for d, v in (("2026-06-01", 0.08), ("2026-06-02", 0.10), ("2026-06-03", None))]
+    stats = merge(days).metrics[key]
+    assert (stats.n, stats.mean) == (2, pytest.approx(0.09))
+    assert stats.std == pytest.approx(0.0141421356, rel=1e-8)  # sqrt(((0.01)^2 * 2) / 1)
 
 
 def test_three_sigma_and_ctr_drop_rules():

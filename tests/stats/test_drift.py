@@ -6,8 +6,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from offline_eval.stats.drift import (chi2_p_value, coarsen, js_distance, ks_on_grid, psi, verdict,
-                                      wasserstein_normed)
+from offline_eval.stats import grid
+from offline_eval.stats.drift import (chi2_p_value, coarse_counts, compare_numeric, js_distance, ks_on_grid, psi,
+                                      verdict)
+from tests.stats.test_grid import profile_of
 
 
 def bins_of(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -64,22 +66,42 @@ def test_ks_on_the_grid_brackets_the_exact_statistic(shift, scale):
     assert got.error_bound <= 0.005
 
 
-def test_wasserstein_on_the_grid_is_close_to_scipy_on_rows():
+@pytest.mark.parametrize("ref_params, cur_params, rel", [
+    ((3, 0.6), (3.2, 0.6), 2e-3),  # long-tailed, continuous
+    ((3, 0.6), (3, 0.6), 2e-2),  # no shift: W is small, its relative error larger
+])
+def test_profile_comparison_against_scipy_on_the_rows(ref_params, cur_params, rel):
     rng = np.random.default_rng(3)
-    ref, cur = rng.lognormal(3, 0.6, 30_000), rng.lognormal(3.2, 0.6, 30_000)
-    edges = np.unique(np.quantile(ref, np.arange(1, 1000) / 1000))
-    k = len(edges) + 1
-    got = wasserstein_normed(edges, np.bincount(bins_of(ref, edges), minlength=k),
-                             np.bincount(bins_of(cur, edges), minlength=k), min(ref.min(), cur.min()),
-                             max(ref.max(), cur.max()), ref.std(ddof=1))
-    # Within a bin the CDFs are taken as linear; on this long-tailed feature the open top bin
-    # (above the reference's 99.9% quantile) costs about 2%.
-    assert got == pytest.approx(stats.wasserstein_distance(ref, cur) / ref.std(ddof=1), rel=0.03)
+    ref, cur = rng.lognormal(*ref_params, 30_000), rng.lognormal(*cur_params, 25_000)
+    got = compare_numeric("x", profile_of(ref), profile_of(cur))
+    # Wasserstein: exact at every grid boundary, linear within a bucket of 0.2% relative width.
+    assert got["wasserstein"] == pytest.approx(stats.wasserstein_distance(ref, cur) / ref.std(ddof=1), rel=rel)
+    exact = stats.ks_2samp(ref, cur).statistic
+    assert got["ks"] - 1e-12 <= exact <= got["ks"] + got["ks_error_bound"] + 1e-12
+    # The gap is at most one grid bucket's mass: 2 ALPHA x max(x f(x)) = 0.002 / (0.6 sqrt(2 pi)) here.
+    assert got["ks_error_bound"] <= 0.002 / (0.6 * np.sqrt(2 * np.pi)) * 1.05
+    # PSI on the decile bins, by comparison against the edges (not searchsorted)
+    e = np.asarray(got["psi_edges"])
+    rb, cb = np.bincount(bins_of(ref, e), minlength=10), np.bincount(bins_of(cur, e), minlength=10)
+    assert got["psi"] == pytest.approx(psi(rb, cb), abs=1e-12)
+    assert got["js"] == pytest.approx(js_distance(rb, cb), abs=1e-12)
+    assert (got["n_reference"], got["n_current"]) == (30_000, 25_000)
 
 
-def test_coarsen_sums_fine_bins_onto_a_subset_of_edges():
-    edges, counts = [1.0, 2.0, 3.0, 4.0], [5, 1, 2, 3, 4]  # bins: <=1, (1,2], (2,3], (3,4], >4
-    assert coarsen(edges, counts, [2.0, 4.0]) == [6, 5, 4]
+def test_integer_feature_comparison_is_exact():
+    """Integers sit one per bucket: KS on the grid equals scipy's exactly."""
+    rng = np.random.default_rng(8)
+    ref, cur = rng.poisson(20, 20_000).astype(float), rng.poisson(22, 15_000).astype(float)
+    got = compare_numeric("n", profile_of(ref), profile_of(cur))
+    assert got["ks"] == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=1e-12)
+    assert got["wasserstein"] == pytest.approx(stats.wasserstein_distance(ref, cur) / ref.std(ddof=1), rel=2e-3)
+
+
+def test_coarse_counts_sum_buckets_onto_edges():
+    b = grid.bucket_index(np.array([0.5, 1.0, 1.5, 2.0, 3.0, 9.0]))
+    e = grid.upper(grid.bucket_index(np.array([1.0, 2.0])))  # edges at the buckets of 1 and 2
+    # bins (-inf, ~1], (~1, ~2], (~2, inf): 0.5, 1 | 1.5, 2 | 3, 9
+    assert coarse_counts(b, np.ones(6), e.tolist()) == [2, 2, 2]
 
 
 def test_verdict_needs_both_a_real_and_a_large_shift():

@@ -1,0 +1,58 @@
+"""Calendar arithmetic on partition dates (``ds`` = yyyy-MM-dd strings); one place for all of it."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from offline_eval.config import parse_ds
+
+
+def offset(ds: str, days: int) -> str:
+    return (parse_ds(ds) + dt.timedelta(days=days)).isoformat()
+
+
+def date_range(start: str, end: str) -> list[str]:
+    """start .. end inclusive."""
+    d0, d1 = parse_ds(start), parse_ds(end)
+    return [(d0 + dt.timedelta(days=i)).isoformat() for i in range((d1 - d0).days + 1)]
+
+
+def window_dates(end: str, window_days: int) -> list[str]:
+    """The ``window_days`` days ending on ``end``, ascending."""
+    return date_range(offset(end, 1 - window_days), end)
+
+
+def weekly_end(ds: str) -> str:
+    """End of the weekly baseline a day compares against: the last Sunday strictly before it."""
+    d = parse_ds(ds)
+    return (d - dt.timedelta(days=d.weekday() + 1)).isoformat()
+
+
+# The references every day's drift is computed against (the 28-day window is stored for
+# inspection and the weekly work).
+DRIFT_REFERENCES = ("previous_day", "baseline_7d")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A reference window: ``days`` days ending on ``end``."""
+
+    name: str  # previous_day | baseline_7d | baseline_28d
+    days: int
+    end: str
+
+    @property
+    def dates(self) -> list[str]:
+        return window_dates(self.end, self.days)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.end})"
+
+
+def reference_windows(ds: str) -> list[Window]:
+    """The references of day ``ds``: the previous day, and the 7 and 28 days ending the last
+    Sunday before it (so a backfill of any day compares against exactly the reference it had)."""
+    week = weekly_end(ds)
+    return [Window("previous_day", 1, offset(ds, -1)), Window("baseline_7d", 7, week),
+            Window("baseline_28d", 28, week)]

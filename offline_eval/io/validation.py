@@ -1,0 +1,105 @@
+"""The gate: validate one day's input partitions with the GX suites. Each partition is read once
+into the day's snapshot (cached in the engine, reused by compute); a failure raises
+``ValidationFailed`` naming table, partition, column and check; the result JSON is kept."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from offline_eval.config import DayConfig, Settings
+from offline_eval.contract import INPUT_TABLES
+from offline_eval.errors import DataError
+from offline_eval.io.gx import Failure, TableValidation, validate_partition
+from offline_eval.io.paths import validation_file, write_json_atomic
+from offline_eval.io.snapshot import DaySnapshot
+from offline_eval.io.tables import Tables
+
+log = logging.getLogger(__name__)
+
+# Row-count bounds relative to the previous day's partition: a 5x jump or an 80% drop is
+# a broken feed, not a promotion.
+ROW_COUNT_LOW, ROW_COUNT_HIGH = 0.2, 5.0
+
+
+class ValidationFailed(DataError):
+    """One or more input partitions failed their expectation suite (or are missing)."""
+
+
+def row_count_bounds(previous_rows: int | None) -> dict[str, int | None]:
+    if not previous_rows:
+        return {"min_rows": 1, "max_rows": None}
+    return {
+        "min_rows": max(1, math.floor(previous_rows * ROW_COUNT_LOW)),
+        "max_rows": math.ceil(previous_rows * ROW_COUNT_HIGH),
+    }
+
+
+def _missing(table: str, ds: str, qualified: str) -> TableValidation:
+    return TableValidation(
+        table=table,
+        ds=ds,
+        success=False,
+        evaluated=1,
+        failures=[Failure("partition_exists", None, None, f" (no partition ds={ds} in {qualified})")],
+        result={"success": False, "missing_partition": True},
+    )
+
+
+def previous_rows(settings: Settings, tables: Tables, table: str, day: DayConfig) -> int:
+    """Rows of the previous day's partition: from its validation result when it has one (no
+    Spark job), else counted."""
+    path = validation_file(settings, day.ds_offset(-1))
+    try:
+        rows = json.loads(path.read_text())["tables"][table].get("rows")
+        if isinstance(rows, int):
+            return rows
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return tables.read(table, day.ds_offset(-1), require=False).count()
+
+
+def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...] | None = None) -> dict:
+    """Validate the input partitions of ``day`` into its snapshot; raise ValidationFailed (and
+    drop the snapshot) if any suite fails or a partition is missing."""
+    settings = tables.settings
+    snapshot = DaySnapshot(tables, day.ds)
+    names = tables_to_check or tuple(INPUT_TABLES)
+    results: list[TableValidation] = []
+    rows: dict[str, int] = {}
+    for i, name in enumerate(names, 1):
+        t0 = time.monotonic()
+        if not tables.has_partition(name, day.ds):
+            results.append(_missing(name, day.ds, f"{settings.database}.{name}"))
+        else:
+            df = snapshot.create(name)
+            rows[name] = df.count()  # the one read of the partition: it fills the cache
+            bounds = row_count_bounds(previous_rows(settings, tables, name, day))
+            results.append(validate_partition(name, day.ds, df, parameters=bounds))
+        r = results[-1]
+        size = f"{rows[name]} rows" if name in rows else "no partition"
+        log.info("[%d/%d] %s ds=%s: %s (%s, %d expectations, %.1fs)", i, len(names), name, day.ds,
+                 "ok" if r.success else "FAILED", size, r.evaluated, time.monotonic() - t0)
+    summary = {
+        "ds": day.ds,
+        "database": settings.database,
+        "success": all(r.success for r in results),
+        "tables": {
+            r.table: {
+                "success": r.success,
+                "rows": rows.get(r.table),
+                "evaluated": r.evaluated,
+                "failures": [f.__dict__ for f in r.failures],
+                "result": r.result,
+            }
+            for r in results
+        },
+    }
+    out = validation_file(settings, day.ds)
+    write_json_atomic(out, summary)
+    failed = [r for r in results if not r.success]
+    if failed:
+        snapshot.drop(names)  # nothing downstream may use a rejected day
+        message = "\n".join(r.message() for r in failed)
+        raise ValidationFailed(f"input validation failed for ds={day.ds} (result: {out})\n{message}")
+    return {"ds": day.ds, "success": True, "result": str(out), "rows": rows}

@@ -1,0 +1,98 @@
+"""Everything one day yields, from its input DataFrames, in as few passes as possible:
+
+* the ``metrics_daily`` rows (business metrics per version, variant and segment, and the
+  model-quality metrics);
+* the day's profile per model version (``stats.profile.Profile``): grid counts and moments
+  of every numeric feature and the score, category counts, score bins per user segment and
+  the day's metric values;
+* a bounded, deterministic sample of the impressions per version (the Evidently report's data).
+
+The inputs come from a ``read(table)`` callable, so the same code evaluates a validated
+snapshot (the compute task) and the raw partitions of a day the pipeline never evaluated (a
+reference window's history, built by the baselines task).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from offline_eval.config import DayConfig
+from offline_eval.contract import IMPRESSIONS, METRICS_DAILY, categorical_features, numeric_features
+from offline_eval.metrics.daily import SEGMENTS, daily_metrics, sessions_with_newness, with_prior_buyers, with_segments
+from offline_eval.metrics.funnel import impression_funnel
+from offline_eval.metrics.profile import categorical_counts, numeric_profiles
+from offline_eval.metrics.quality import quality_metrics
+from offline_eval.metrics.sample import bounded_sample
+from offline_eval.stats.profile import MAX_DAILY_CATEGORIES, MetricStats, Profile, fold_rare
+from offline_eval.stats.quality import ScoreBins
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+VERSION_KEYS = ("model_name", "model_version")
+NUMERIC_MONITORED = (*numeric_features(IMPRESSIONS), "score")
+CATEGORICAL_MONITORED = tuple(categorical_features(IMPRESSIONS))
+SAMPLE_COLUMNS = (*numeric_features(IMPRESSIONS), *categorical_features(IMPRESSIONS), "score")
+PROFILE_SEGMENTS = ("all", "new_users", "returning_users")  # score bins kept per user segment
+
+Reader = Callable[[str], "DataFrame"]
+
+
+@dataclass
+class DayResult:
+    ds: str
+    metrics: list[dict]  # metrics_daily rows (without ds)
+    profiles: dict[tuple[str, str], Profile]
+    sample: DataFrame  # model_name, model_version and SAMPLE_COLUMNS, up to sample_rows per version
+
+    @property
+    def models(self) -> list[tuple[str, str]]:
+        return sorted(self.profiles)
+
+
+def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig) -> DayResult:
+    """Evaluate one day. ``read(table)`` returns the day's partition of an input table;
+    ``prior_orders`` the orders of the repurchase lookback window before it."""
+    impressions = read("impressions")
+    users, items = read("users"), read("items")
+    funnel = impression_funnel(impressions, read("clicks"), read("add_to_cart"), read("orders"))
+    rows = (
+        funnel.transform(lambda df: with_segments(df, users, items, day.ds, day.new_user_days, day.new_item_days))
+        .transform(lambda df: with_prior_buyers(df, prior_orders))
+        .cache()
+    )
+    try:
+        sessions = sessions_with_newness(read("sessions"), users, day.ds, day.new_user_days)
+        business = [r.asDict() for r in daily_metrics(rows, sessions, day.ds).collect()]
+        quality, bins = quality_metrics(rows, day.ds, SEGMENTS)
+    finally:
+        rows.unpersist()
+    metrics = [{c: m[c] for c in METRICS_DAILY.column_names} for m in (*business, *quality)]
+    numeric = numeric_profiles(impressions, VERSION_KEYS, NUMERIC_MONITORED)
+    categorical = categorical_counts(impressions, VERSION_KEYS, CATEGORICAL_MONITORED)
+    profiles = {}
+    for key in sorted(set(numeric) | {(m["model_name"], m["model_version"]) for m in metrics}):
+        profiles[key] = Profile(
+            *key, (day.ds,),
+            numeric=numeric.get(key, {}),
+            categorical={c: fold_rare(v, rare_share=0.0, keep=MAX_DAILY_CATEGORIES)
+                         for c, v in categorical.get(key, {}).items()},
+            score_bins=segment_bins(bins, key),
+            metrics={(m["variant"], m["segment"], m["metric"]): MetricStats({day.ds: m["value"]})
+                     for m in metrics if (m["model_name"], m["model_version"]) == key and _finite(m["value"])},
+        )
+    sample = bounded_sample(impressions, SAMPLE_COLUMNS, day.sample_rows, seed=day.ds)
+    return DayResult(day.ds, metrics, profiles, sample)
+
+
+def segment_bins(bins: dict[tuple, ScoreBins], key: tuple[str, str]) -> dict[str, ScoreBins]:
+    """Score bins of one model version per user segment, summed over its variants."""
+    out: dict[str, ScoreBins] = {}
+    for (name, version, _variant, segment), b in bins.items():
+        if (name, version) == key and segment in PROFILE_SEGMENTS:
+            out[segment] = out[segment].merged(b) if segment in out else b
+    return out
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and x == x and abs(x) != float("inf")

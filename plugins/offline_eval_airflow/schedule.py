@@ -1,0 +1,33 @@
+"""The ``@dag`` arguments every DAG of the project shares."""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+# First day any DAG of the project may schedule; runs before it are backfills.
+DAGS_START = (2026, 6, 1)
+
+
+def schedule_args(cron: str = "0 0 * * *", *, max_active_runs: int = 1, retries: int = 2,
+                  retry_delay: timedelta = timedelta(minutes=1)) -> dict[str, Any]:
+    """* A data-interval timetable in UTC: the run for ``[D, D+1)`` starts after that interval
+      and has ``ds = D``, so a run evaluates the day it is named after.
+    * No catchup; history is filled with ``airflow backfill create`` (scripts/backfill.sh).
+    * ``OFFLINE_EVAL_DAILY_END_DATE`` (yyyy-mm-dd, optional): the last day to schedule. The demo
+      sets it to its last generated day so that unpausing for the backfill schedules nothing
+      for today, whose partitions do not exist. Read from the environment, never from Airflow
+      Variables at parse time.
+    """
+    import pendulum
+    from airflow.sdk import CronDataIntervalTimetable
+
+    end = os.environ.get("OFFLINE_EVAL_DAILY_END_DATE")
+    return {
+        "schedule": CronDataIntervalTimetable(cron, timezone="UTC"),
+        "start_date": pendulum.datetime(*DAGS_START, tz="UTC"),
+        "catchup": False,
+        "end_date": pendulum.parse(end, tz="UTC") if end else None,
+        "max_active_runs": max_active_runs,
+        "default_args": {"owner": "offline-eval", "retries": retries, "retry_delay": retry_delay},
+    }
