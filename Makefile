@@ -19,7 +19,8 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 ENV := source scripts/env.sh &&
 
-.PHONY: help prereqs install demo test test-fast bench ab-coverage backfill mlflow-ui airflow-up airflow-down summary clean
+.PHONY: help prereqs install demo test test-fast bench bench-pipeline ab-coverage backfill mlflow-ui airflow-up \
+	airflow-down engine-up engine-down summary clean
 
 help:
 	@echo "make demo        set up, generate $(DAYS) days, backfill them through Airflow, print the summary"
@@ -28,8 +29,11 @@ help:
 	@echo "make ab-coverage A/B readout interval coverage over $(SEEDS) seeds of the demo scenario -> bench/ab_coverage.json"
 	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=none|failed|completed]"
 	@echo "make mlflow-ui   serve the MLflow UI of the local tracking database on port $(MLFLOW_PORT)"
-	@echo "make summary START=... END=...   print the published daily summary"
-	@echo "make clean       remove local state (.local/) and published reports"
+	@echo "make summary START=... END=...   print the daily summary from the result tables"
+	@echo "make engine-up   start the Spark engine (a Spark Connect server on $$SPARK_REMOTE); engine-down stops it"
+	@echo "make airflow-up  start the Airflow UI, scheduler and dag-processor (http://127.0.0.1:28080); airflow-down stops them"
+	@echo "make bench-pipeline  the whole daily evaluation vs DuckDB at 1M and 10M rows -> bench/results/pipeline.json"
+	@echo "make clean       stop the engine, remove local state (.local/) and published reports"
 
 prereqs:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found: Python 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -58,8 +62,21 @@ backfill: $(STAMP)
 	@[ -n "$(START)" ] && [ -n "$(END)" ] || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD"; exit 2; }
 	@$(ENV) bash scripts/backfill.sh "$(START)" "$(END)" "$(REPROCESS)"
 
-summary: $(STAMP)
+summary: engine-up
 	@$(ENV) offline-eval summary --start $(START) --end $(END)
+
+engine-up: $(STAMP)
+	@$(ENV) offline-eval engine start
+
+engine-down: $(STAMP)
+	@$(ENV) offline-eval engine stop
+
+airflow-up: $(STAMP) engine-up
+	@$(ENV) . scripts/airflow_stack.sh && airflow_init && airflow_start && \
+	  echo "Airflow UI: $$AIRFLOW__API__BASE_URL (make airflow-down stops it)"
+
+airflow-down: $(STAMP)
+	@$(ENV) . scripts/airflow_stack.sh && airflow_stop
 
 mlflow-ui: $(STAMP)
 	@$(ENV) echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT) (tracking $$MLFLOW_TRACKING_URI)" && \
@@ -73,13 +90,18 @@ test-fast: $(DEV_STAMP)
 	@$(ENV) python -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 # Drift benchmark: Spark vs DuckDB vs Evidently at 1M and 10M rows -> docs/benchmarks.md.
-bench: $(DEV_STAMP)
+bench: $(DEV_STAMP) engine-up
 	@$(ENV) python bench/drift_bench.py --rows "$(BENCH_ROWS)" $(BENCH_ARGS)
 
+# The whole daily evaluation of one day vs a DuckDB SQL reference -> bench/results/pipeline.json.
+bench-pipeline: $(DEV_STAMP)
+	@$(ENV) python bench/pipeline_bench.py --rows "$(BENCH_ROWS)" $(BENCH_ARGS)
+
 # Does the readout's 95% interval cover the generator's true lift 95% of the time? (about 30 s a seed)
-ab-coverage: $(STAMP)
+ab-coverage: $(STAMP) engine-up
 	@$(ENV) python bench/ab_coverage.py --seeds $(SEEDS) --out bench/ab_coverage.json
 
 clean:
+	@[ ! -x $(VENV)/bin/offline-eval ] || $(ENV) offline-eval engine stop
 	rm -rf .local
 	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +

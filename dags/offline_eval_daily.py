@@ -12,7 +12,7 @@ connection `spark_connect_default`), so several tasks and several days run at on
 2. **compute**: from the same cached snapshot (no second read): `metrics_daily`, the day's
    mergeable profile (`profiles_daily`) and a bounded sample (`samples_daily`), for ds only.
 3. **baselines**: the day's references, merged from stored daily profiles: the previous day,
-   and the 7 and 28 days ending the last Sunday (stored in `baselines`). A day of a window that
+   and the 7 days ending the last Sunday (stored in `baselines`). A day of a window that
    was never evaluated is profiled here from its raw partitions, once, and the log says so.
    `depends_on_past`: it waits for the previous day's run to have finished its own compute, so
    in a backfill every day compares against its complete references. A day rejected by the
@@ -21,6 +21,8 @@ connection `spark_connect_default`), so several tasks and several days run at on
    `drift_daily`, `concept_drift_daily`, `alerts_daily`.
 5. **publish**: an Evidently report per version under `reports/<model>/<version>/<ds>/` and one
    MLflow run per (model, version, ds, cadence), from the result tables.
+6. **watcher** (runs only if a task failed): fails the run, so a day the gate rejected is a
+   failed run even though its baselines task ran and skipped.
 
 **Which day a run evaluates.** The schedule is a data-interval timetable: the run whose
 interval is `[D 00:00, D+1 00:00)` UTC starts after midnight ending day D and evaluates
@@ -80,7 +82,19 @@ def offline_eval_daily() -> None:
 
         return run_job("publish", job.run, day_config(ds, params), dag_run_id=run_id or "unknown", spark=spark)
 
-    validate() >> compute() >> baselines() >> drift() >> publish()
+    @task(trigger_rule="one_failed", retries=0)
+    def watcher() -> None:
+        """Fails the run when any task of the day failed. baselines runs after a failed upstream
+        (trigger rule all_done, so a rejected day does not block the next one) and then skips,
+        so without this leaf a day the gate rejected would end as a green run."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("a task of this day failed: see the failed task's log")
+
+    steps = [validate(), compute(), baselines(), drift(), publish()]
+    for upstream, downstream in zip(steps, steps[1:]):
+        upstream >> downstream
+    steps >> watcher()
 
 
 offline_eval_daily()

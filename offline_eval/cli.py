@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "per user segment, mean/std of every daily metric. A day of a window without a profile "
                        "(never evaluated) is profiled from its raw partitions first. Windows longer than a day "
                        "are stored in the baselines table (partition window_days, ds=end).")
-    b.add_argument("--ds", help="the day whose references to build: previous day, 7 and 28 days ending the last Sunday")
+    b.add_argument("--ds", help="the day whose references to build: the previous day and the 7 days ending the last Sunday")
     b.add_argument("--end", help="last day of the windows (weekly baselines: a Sunday)")
     b.add_argument("--windows", default="7,28", help="with --end: comma-separated window lengths (default 7,28)")
     b.set_defaults(func=cmd_baselines)

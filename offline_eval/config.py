@@ -159,6 +159,9 @@ class Settings:
             "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
+            # A day's inputs and its impression-grain rows are cached once and read a few times:
+            # compressing the cache cost more CPU (per-column encoding statistics) than it saved.
+            "spark.sql.inMemoryColumnarStorage.compressed": "false",
         }
 
     def engine_conf(self) -> dict[str, str]:

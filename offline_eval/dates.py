@@ -28,8 +28,8 @@ def weekly_end(ds: str) -> str:
     return (d - dt.timedelta(days=d.weekday() + 1)).isoformat()
 
 
-# The references every day's drift is computed against (the 28-day window is stored for
-# inspection and the weekly work).
+# The references every day's drift and alerts are computed against. The 28-day window is built
+# by the weekly DAG, for inspection and the weekly work.
 DRIFT_REFERENCES = ("previous_day", "baseline_7d")
 
 
@@ -51,8 +51,6 @@ class Window:
 
 
 def reference_windows(ds: str) -> list[Window]:
-    """The references of day ``ds``: the previous day, and the 7 and 28 days ending the last
-    Sunday before it (so a backfill of any day compares against exactly the reference it had)."""
-    week = weekly_end(ds)
-    return [Window("previous_day", 1, offset(ds, -1)), Window("baseline_7d", 7, week),
-            Window("baseline_28d", 28, week)]
+    """The references of day ``ds``: the previous day, and the 7 days ending the last Sunday
+    before it (so a backfill of any day compares against exactly the reference it had)."""
+    return [Window("previous_day", 1, offset(ds, -1)), Window("baseline_7d", 7, weekly_end(ds))]

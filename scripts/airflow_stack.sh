@@ -7,8 +7,6 @@ airflow_init() {
   mkdir -p "$AIRFLOW_PIDS" "$AIRFLOW_COMPONENT_LOGS"
   echo "-> airflow db migrate ($AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)"
   airflow db migrate > "$AIRFLOW_COMPONENT_LOGS/db-migrate.log" 2>&1 || { tail -20 "$AIRFLOW_COMPONENT_LOGS/db-migrate.log"; return 1; }
-  # One Spark application at a time may hold the embedded Derby metastore.
-  airflow pools set offline_eval_spark "${OFFLINE_EVAL_SPARK_SLOTS:-1}" "Spark applications sharing the metastore" > /dev/null
   airflow dags reserialize > "$AIRFLOW_COMPONENT_LOGS/reserialize.log" 2>&1 || { tail -20 "$AIRFLOW_COMPONENT_LOGS/reserialize.log"; return 1; }
   if airflow dags list-import-errors -o json 2>/dev/null | grep -q '"filename"'; then
     echo "error: DAG import errors:"; airflow dags list-import-errors -o plain 2>/dev/null; return 1
@@ -37,14 +35,15 @@ PY
 }
 
 airflow_stop() {
-  local c pid
+  # By the process groups this script started (setsid), never by name.
+  local c pid i
   for c in dag-processor scheduler api-server; do
     [ -f "$AIRFLOW_PIDS/$c.pid" ] || continue
     pid=$(cat "$AIRFLOW_PIDS/$c.pid")
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 20); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
     rm -f "$AIRFLOW_PIDS/$c.pid"
   done
-  sleep 3
-  for c in dag-processor scheduler api-server; do pkill -KILL -f "airflow $c" 2>/dev/null || true; done
   echo "-> stopped the Airflow components"
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Backfill offline_eval_daily over START..END with the real Airflow scheduler, show progress
 # until every run has finished, then stop the components this script started.
-#   scripts/backfill.sh START END [none|failed|completed]
+#   scripts/backfill.sh START END [failed|completed]
+# (the daily DAG's baselines task depends on the previous day, so Airflow requires failed or
+# completed: none would leave earlier days' runs as they are and never reprocess them in order)
 # With AB_READOUT_DAY=D set, also backfill offline_eval_ab_readout for day D (the A/B readout
 # of every experiment running on D, over its window up to D).
 set -euo pipefail
@@ -10,11 +12,17 @@ DAG_ID="offline_eval_daily"
 : "${AIRFLOW_HOME:?source scripts/env.sh first}"
 . "$(dirname "$0")/airflow_stack.sh"
 
+offline-eval engine start
 airflow_init
+# With no scheduler running, a backfill still open was interrupted (Ctrl-C in make demo): close it.
+if ! { [ -f "$AIRFLOW_PIDS/scheduler.pid" ] && kill -0 "$(cat "$AIRFLOW_PIDS/scheduler.pid")" 2>/dev/null; }; then
+  python "$(dirname "$0")/backfills.py" close-unfinished --dag-id "$DAG_ID"
+  [ -z "${AB_READOUT_DAY:-}" ] || python "$(dirname "$0")/backfills.py" close-unfinished --dag-id offline_eval_ab_readout
+fi
 # Create the backfill before the scheduler starts: SQLite takes one writer at a time.
 echo "-> airflow backfill create --dag-id $DAG_ID --from-date $START --to-date $END --reprocess-behavior $REPROCESS"
 airflow backfill create --dag-id "$DAG_ID" --from-date "$START" --to-date "$END" \
-  --reprocess-behavior "$REPROCESS" --max-active-runs "${BACKFILL_MAX_ACTIVE_RUNS:-2}" \
+  --reprocess-behavior "$REPROCESS" --max-active-runs "${BACKFILL_MAX_ACTIVE_RUNS:-3}" \
   > "$AIRFLOW_COMPONENT_LOGS/backfill-create.log" 2>&1 || { tail -20 "$AIRFLOW_COMPONENT_LOGS/backfill-create.log"; exit 1; }
 AB_DAG_ID="offline_eval_ab_readout"
 if [ -n "${AB_READOUT_DAY:-}" ]; then
@@ -29,9 +37,9 @@ airflow dags unpause "$DAG_ID" > /dev/null
 trap airflow_stop EXIT
 airflow_start
 status=0
-python "$(dirname "$0")/wait_for_backfill.py" --dag-id "$DAG_ID" --start "$START" --end "$END" --timeout "${BACKFILL_TIMEOUT:-5400}" || status=$?
+python "$(dirname "$0")/backfills.py" wait --dag-id "$DAG_ID" --start "$START" --end "$END" --timeout "${BACKFILL_TIMEOUT:-5400}" || status=$?
 if [ -n "${AB_READOUT_DAY:-}" ]; then
-  python "$(dirname "$0")/wait_for_backfill.py" --dag-id "$AB_DAG_ID" --start "$AB_READOUT_DAY" --end "$AB_READOUT_DAY" \
+  python "$(dirname "$0")/backfills.py" wait --dag-id "$AB_DAG_ID" --start "$AB_READOUT_DAY" --end "$AB_READOUT_DAY" \
     --timeout "${BACKFILL_TIMEOUT:-5400}" || status=$?
   airflow dags pause "$AB_DAG_ID" > /dev/null
 fi

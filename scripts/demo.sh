@@ -10,12 +10,15 @@ t0=$(date +%s)
 # on $START); the readout uses them as the CUPED pre-period.
 HISTORY_DAYS="${HISTORY_DAYS:-7}"
 GEN_START=$(python -c "import datetime as d; print(d.date.fromisoformat('$START') - d.timedelta(days=$HISTORY_DAYS))")
+echo "== 0/3 start the Spark engine (one Spark Connect server for every task; make engine-down stops it)"
+offline-eval engine start
+
 echo "== 1/3 generate $((DAYS + HISTORY_DAYS)) days of logs from $GEN_START ($IMPRESSIONS_PER_DAY impressions a day) into $OFFLINE_EVAL_HOME/warehouse"
 echo "        $GEN_START..: history (v1 only); $START..$END: the v1/v2 A/B test, evaluated below"
 offline-eval generate --start "$GEN_START" --days "$((DAYS + HISTORY_DAYS))" --experiment-start "$START" \
   --impressions-per-day "$IMPRESSIONS_PER_DAY" > /dev/null
 
-echo "== 2/3 evaluate $START..$END: airflow backfill of offline_eval_daily (validate -> compute -> publish)"
+echo "== 2/3 evaluate $START..$END: airflow backfill of offline_eval_daily (validate -> compute -> baselines -> drift -> publish)"
 echo "        and of offline_eval_ab_readout for $END (A/B readout of the experiment up to $END)"
 # The demo's days are in the past: schedule nothing after them (no run for today).
 export OFFLINE_EVAL_DAILY_END_DATE="$END"
@@ -44,6 +47,8 @@ Done in $((elapsed / 60)) min $((elapsed % 60)) s.
 - A/B:       $OFFLINE_EVAL_REPORTS/ab/exp_home_feed_v2/$END/readout.html (true lifts: docs/demo_scenario.md)
 - GX results: $OFFLINE_EVAL_REPORTS/validation/<ds>/validation.json
 - MLflow:    make mlflow-ui, then http://127.0.0.1:5000 (experiment home_feed_ctr, one run per version and day)
-- Tables:    Hive database offline_eval in $OFFLINE_EVAL_HOME/warehouse (metrics_daily, drift_daily, baselines)
+- Tables:    Hive database offline_eval in $OFFLINE_EVAL_HOME/warehouse (metrics_daily, drift_daily,
+             profiles_daily, baselines, alerts_daily, concept_drift_daily, samples_daily)
+- Engine:    the Spark engine stays up at $SPARK_REMOTE for make backfill / make summary; make engine-down stops it
 TXT
 exit $status

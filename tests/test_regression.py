@@ -41,8 +41,7 @@ def world(spark, settings):
     validate.run(day, s)
     compute.run(day, s)
     tables = Tables(spark, s)
-    # the references drift needs (the 28-day window would only add history to profile)
-    baselines.build(tables, [w for w in reference_windows(DS) if w.name != "baseline_28d"], day)
+    baselines.build(tables, reference_windows(DS), day)
     drift.run(day, s)
     ab_readout.run(DS, s)
     return s, tables

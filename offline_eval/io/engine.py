@@ -43,8 +43,10 @@ class EngineStatus:
     log: Path | None
 
     def describe(self) -> str:
-        if self.running:
+        if self.running and self.pid:
             return f"Spark engine up at {self.endpoint} (pid {self.pid}, log {self.log})"
+        if self.running:
+            return f"a Spark Connect server answers at {self.endpoint} (not started from this state dir)"
         return f"no Spark engine at {self.endpoint}"
 
 
@@ -110,9 +112,10 @@ class Engine:
         return logs[-1] if logs else None
 
     def status(self) -> EngineStatus:
+        """Running when something answers at the endpoint; ``pid`` only when this state dir started it."""
         pid = self.pid()
-        return EngineStatus(self.settings.spark_remote, pid is not None and reachable(self.settings.spark_remote),
-                            pid, self.log_file())
+        return EngineStatus(self.settings.spark_remote, reachable(self.settings.spark_remote), pid,
+                            self.log_file() if pid else None)
 
     def start(self, timeout: float = 180.0) -> EngineStatus:
         """Launch the server unless one already answers; wait until it serves queries."""
@@ -146,15 +149,22 @@ class Engine:
                            f"{self._tail()}")
 
     def _answers(self) -> bool:
-        """True once a client session can run a query (the port opens before the catalog is ready)."""
-        from offline_eval.io.spark import get_spark
+        """True once a client session can run a query (the port opens before the catalog is ready).
+        The probe's session is released at once: a session left open would, at interpreter exit,
+        try to release itself on an engine that may be gone, and retry for minutes."""
+        from pyspark.sql import SparkSession
 
         try:
-            spark = get_spark(self.settings)
-            spark.sql("SELECT 1").collect()
-            return True
+            spark = SparkSession.builder.remote(self.settings.spark_remote).create()
         except Exception:  # noqa: BLE001 - not ready yet; the caller retries until its timeout
             return False
+        try:
+            spark.sql("SELECT 1").collect()
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+        finally:
+            spark.stop()
 
     def stop(self, timeout: float = 60.0) -> bool:
         """Stop the server this state dir started (by its recorded PID); False if none ran."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +77,9 @@ class _Runner:
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         self.source = self.context.data_sources.add_spark(name="offline_eval_spark")
         self._assets: dict[str, Any] = {}
+        # GX is not thread-safe (its suite-parameter parser, its context's stores): callers may
+        # read partitions side by side, but one suite runs at a time.
+        self.lock = threading.Lock()
 
     def batch(self, table: str, df: DataFrame) -> Any:
         if table not in self._assets:
@@ -87,6 +91,10 @@ class _Runner:
         """Two passes: the suite with result format BOOLEAN_ONLY (about a third of the Spark jobs
         of the default format: no example rows are fetched), and only if something failed,
         again with SUMMARY for the counts and examples the error message shows."""
+        with self.lock:
+            return self._validate(table, ds, df, suite_json, parameters)
+
+    def _validate(self, table: str, ds: str, df: DataFrame, suite_json: dict, parameters: dict) -> TableValidation:
         suite = self._gx.ExpectationSuite(name=suite_json["name"], expectations=suite_json["expectations"])
         batch = self.batch(table, df)
         result = batch.validate(suite, expectation_parameters=parameters, result_format="BOOLEAN_ONLY")
@@ -139,14 +147,23 @@ def _exception_message(info: Any) -> str | None:
 
 
 _RUNNER: _Runner | None = None
+_RUNNER_LOCK = threading.Lock()
+
+
+def runner() -> _Runner:
+    """The process's GX context, made on first use (importing GX takes seconds: callers may
+    start this in a thread while Spark reads the data)."""
+    global _RUNNER
+    with _RUNNER_LOCK:
+        if _RUNNER is None:
+            _RUNNER = _Runner()
+        return _RUNNER
 
 
 def validate_partition(
     table: str, ds: str, df: DataFrame, *, parameters: dict | None = None, suite: dict | None = None
 ) -> TableValidation:
     """Validate one partition against ``expectations/<table>.json``."""
-    global _RUNNER
-    if _RUNNER is None:
-        _RUNNER = _Runner()
+    runner()
     suite = suite if suite is not None else load_suite(table)
     return _RUNNER.validate(table, ds, df, suite, parameters or {})

@@ -39,7 +39,7 @@ class DaySnapshot:
         """Read the partition (contract columns), cache it and register it; replaces an older
         snapshot of the same partition, whose cached data may predate a fix of the files."""
         self.drop([table])
-        df = self.tables.read(table, self.ds).cache()
+        df = self.tables.read(table, self.ds, require=False).cache()  # the caller checked the partition
         df.createOrReplaceGlobalTempView(self.view(table))
         return self.read(table)
 
@@ -51,7 +51,5 @@ class DaySnapshot:
 
     def drop(self, tables: Iterable[str]) -> None:
         for t in tables:
-            name = f"{GLOBAL}.{self.view(t)}"
-            if self.spark.catalog.tableExists(f"{GLOBAL}.{self.view(t)}"):
-                self.spark.catalog.uncacheTable(name)
-                self.spark.catalog.dropGlobalTempView(self.view(t))
+            # Dropping a cached view uncaches it too.
+            self.spark.catalog.dropGlobalTempView(self.view(t))

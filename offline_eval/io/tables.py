@@ -97,14 +97,20 @@ class Tables:
         rows = self.spark.sql(f"SHOW PARTITIONS {self.qualified(table)}").collect()
         return sorted(r[0].split("=", 1)[1] for r in rows)
 
-    def has_partition(self, table: str, ds: str) -> bool:
+    def has_partition(self, table: str, ds: str, **partitions: int) -> bool:
+        """Whether partition ``ds`` (within the given outer partitions) of ``table`` exists (False
+        for a missing table); one metastore call."""
+        from pyspark.errors import AnalysisException
+
         ds = validate_ds(ds)
-        qualified = self.qualified(table)
-        if not self.spark.catalog.tableExists(f"{self.database}.{table}"):
-            return False
-        rows = self.spark.sql(
-            f"SHOW PARTITIONS {qualified} PARTITION (`{PARTITION_COLUMN}`='{ds}')"
-        ).collect()
+        spec = "".join(f"`{validate_sql_name(k, 'partition column')}`={int(v)}, " for k, v in partitions.items())
+        try:
+            rows = self.spark.sql(
+                f"SHOW PARTITIONS {self.qualified(table)} PARTITION ({spec}`{PARTITION_COLUMN}`='{ds}')").collect()
+        except AnalysisException as exc:
+            if "TABLE_OR_VIEW_NOT_FOUND" in str(exc):
+                return False
+            raise
         return bool(rows)
 
     def read(self, table: str, ds: str, *, require: bool = True) -> DataFrame:

@@ -39,6 +39,15 @@ ALERT_THRESHOLDS = "baseline_7d"  # the window whose mean +- 3 sd bound the metr
 CONCEPT_SEGMENTS = ("all", "new_users", "returning_users")
 
 
+def reference(tables: Tables, window: Window) -> dict[tuple[str, str], Profile]:
+    """A window's references: as the baselines task stored them (it re-merges them from the
+    daily profiles just before this task), or merged here if they are not stored; the previous
+    day is its day's profile."""
+    if window.days > 1 and tables.has_partition("baselines", window.end, window_days=window.days):
+        return profile_store.read_window(tables, window.days, window.end)
+    return profile_store.read_reference(tables, window)
+
+
 def compare(reference: Profile, current: Profile) -> list[dict[str, Any]]:
     """Every column of the reference: drift of the current profile against it."""
     out = []
@@ -126,8 +135,7 @@ def run(day: DayConfig, settings: Settings | None = None, spark: SparkSession | 
     if not current:
         raise DataError(f"table profiles_daily: partition ds={day.ds} does not exist (check: partition_exists); "
                         "the compute task of that day writes it")
-    windows = {w.name: w for w in reference_windows(day.ds)}
-    refs = {name: (windows[name], profile_store.read_reference(tables, windows[name])) for name in DRIFT_REFERENCES}
+    refs = {w.name: (w, reference(tables, w)) for w in reference_windows(day.ds) if w.name in DRIFT_REFERENCES}
     rows, notes = drift_rows(current, refs)
     concept = concept_rows(current, refs)
     alerts = alert_rows(current, refs, day.ds)

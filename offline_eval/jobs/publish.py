@@ -5,10 +5,12 @@ and the day before) through the IO layer; never a raw partition.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import shutil
 import subprocess
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -96,6 +98,8 @@ def validation_status(path: Path) -> str:
 
 def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "manual",
         spark: SparkSession | None = None) -> list[dict[str, str]]:
+    # Evidently takes seconds to import: let it load while the engine serves the day's tables.
+    threading.Thread(target=importlib.import_module, args=("evidently",), daemon=True).start()
     settings = settings or Settings.from_env()
     spark = spark or get_spark(settings, tag=f"offline-eval-publish-{day.ds}")
     tables = Tables(spark, settings)

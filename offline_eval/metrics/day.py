@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 from offline_eval.config import DayConfig
 from offline_eval.contract import IMPRESSIONS, METRICS_DAILY, categorical_features, numeric_features
 from offline_eval.metrics.daily import SEGMENTS, daily_metrics, sessions_with_newness, with_prior_buyers, with_segments
-from offline_eval.metrics.funnel import impression_funnel
+from offline_eval.metrics.funnel import BROADCAST_CLICKS_MAX, impression_funnel
 from offline_eval.metrics.profile import categorical_counts, numeric_profiles
 from offline_eval.metrics.quality import quality_metrics
 from offline_eval.metrics.sample import bounded_sample
@@ -54,8 +54,9 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig) -> DayResult
     """Evaluate one day. ``read(table)`` returns the day's partition of an input table;
     ``prior_orders`` the orders of the repurchase lookback window before it."""
     impressions = read("impressions")
-    users, items = read("users"), read("items")
-    funnel = impression_funnel(impressions, read("clicks"), read("add_to_cart"), read("orders"))
+    users, items, clicks = read("users"), read("items"), read("clicks")
+    small = clicks.count() <= BROADCAST_CLICKS_MAX  # a count of the cached day: no read
+    funnel = impression_funnel(impressions, clicks, read("add_to_cart"), read("orders"), small=small)
     rows = (
         funnel.transform(lambda df: with_segments(df, users, items, day.ds, day.new_user_days, day.new_item_days))
         .transform(lambda df: with_prior_buyers(df, prior_orders))
@@ -64,11 +65,19 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig) -> DayResult
     try:
         sessions = sessions_with_newness(read("sessions"), users, day.ds, day.new_user_days)
         business = [r.asDict() for r in daily_metrics(rows, sessions, day.ds).collect()]
-        quality, bins = quality_metrics(rows, day.ds, SEGMENTS)
+        # The business metrics name every (model, version, variant) and count their impressions:
+        # the passes below need not look them up again.
+        variants = {(m["model_name"], m["model_version"], m["variant"]) for m in business}
+        quality, bins = quality_metrics(rows, day.ds, SEGMENTS, groups=variants)
     finally:
         rows.unpersist()
     metrics = [{c: m[c] for c in METRICS_DAILY.column_names} for m in (*business, *quality)]
-    numeric = numeric_profiles(impressions, VERSION_KEYS, NUMERIC_MONITORED)
+    sizes: dict[tuple, int] = {}
+    for m in business:
+        if m["metric"] == "impressions" and m["segment"] == "all":
+            key = (m["model_name"], m["model_version"])
+            sizes[key] = sizes.get(key, 0) + int(m["value"])
+    numeric = numeric_profiles(impressions, VERSION_KEYS, NUMERIC_MONITORED, groups=list(sizes))
     categorical = categorical_counts(impressions, VERSION_KEYS, CATEGORICAL_MONITORED)
     profiles = {}
     for key in sorted(set(numeric) | {(m["model_name"], m["model_version"]) for m in metrics}):
@@ -81,7 +90,7 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig) -> DayResult
             metrics={(m["variant"], m["segment"], m["metric"]): MetricStats({day.ds: m["value"]})
                      for m in metrics if (m["model_name"], m["model_version"]) == key and _finite(m["value"])},
         )
-    sample = bounded_sample(impressions, SAMPLE_COLUMNS, day.sample_rows, seed=day.ds)
+    sample = bounded_sample(impressions, SAMPLE_COLUMNS, day.sample_rows, seed=day.ds, sizes=sizes)
     return DayResult(day.ds, metrics, profiles, sample)
 
 

@@ -32,24 +32,32 @@ FUNNEL_COLUMNS = (
 )
 
 
-def attributed_clicks(impressions: DataFrame, clicks: DataFrame) -> DataFrame:
-    """Clicks that match an impression: (request_id, item_id, user_id, click_ts), one per distinct click.
+# Below this many click rows, the clicks (and everything attributed to them) are broadcast to
+# the impressions, which then never shuffle: a day's funnel is one pass over its impressions.
+BROADCAST_CLICKS_MAX = 2_000_000
+
+
+def attributed_clicks(impressions: DataFrame, clicks: DataFrame, *, broadcast: bool = False) -> DataFrame:
+    """Clicks that match an impression: (request_id, item_id, click_ts, user_id), one per distinct click.
 
     The user comes from the impression: the click log's user_id is not trusted over it.
 
-    The join is a sort-merge join by hint: the impressions side must never be broadcast. Spark
-    sizes it from the compressed Parquet files, and after projecting two columns of a pruned
-    range it can look like a few MB; adaptive execution then picks it as the build side, and
-    a hash table of millions of impressions exhausts the driver (at 300k impressions a day, a
-    7-day pre-period ran a 1 GB driver out of memory). A merge join spills instead.
+    The impressions side must never be the broadcast side. Spark sizes it from the compressed
+    Parquet files, and after projecting two columns of a pruned range it can look like a few
+    MB; adaptive execution then picks it as the build side, and a hash table of millions of
+    impressions exhausts the driver (at 300k impressions a day, a 7-day pre-period ran a 1 GB
+    driver out of memory). So either the clicks are broadcast (``broadcast``: the caller knows
+    they are few, e.g. one day's clicks counted by validation) or the join is a sort-merge
+    join by hint, which spills instead.
     """
-    shown = impressions.select(*IMPRESSION_KEYS, "user_id").hint("merge")
-    return (
-        clicks.select(*IMPRESSION_KEYS, "click_ts")
-        .where("click_ts IS NOT NULL")
-        .distinct()
-        .join(shown, on=list(IMPRESSION_KEYS), how="inner")
-    )
+    from pyspark.sql import functions as F
+
+    shown = impressions.select(*IMPRESSION_KEYS, "user_id")
+    distinct = clicks.select(*IMPRESSION_KEYS, "click_ts").where("click_ts IS NOT NULL").distinct()
+    if broadcast:
+        return shown.join(F.broadcast(distinct), on=list(IMPRESSION_KEYS), how="inner").select(
+            *IMPRESSION_KEYS, "click_ts", "user_id")
+    return distinct.join(shown.hint("merge"), on=list(IMPRESSION_KEYS), how="inner")
 
 
 def attribute_events(events: DataFrame, clicks: DataFrame, event_id: str, event_ts: str) -> DataFrame:
@@ -82,13 +90,18 @@ def attribute_events(events: DataFrame, clicks: DataFrame, event_id: str, event_
 
 
 def impression_funnel(
-    impressions: DataFrame, clicks: DataFrame, add_to_cart: DataFrame, orders: DataFrame
+    impressions: DataFrame, clicks: DataFrame, add_to_cart: DataFrame, orders: DataFrame, *, small: bool = False
 ) -> DataFrame:
-    """Impression grain: clicked (0/1), carts, orders, units and GMV attributed to each impression."""
+    """Impression grain: clicked (0/1), carts, orders, units and GMV attributed to each impression.
+
+    The outcomes are gathered per clicked impression first (carts and orders are attributed to
+    clicks, so their keys are clicked keys) and joined to the impressions once. ``small``: the
+    clicks are few enough to broadcast (``BROADCAST_CLICKS_MAX``), so the impressions are read
+    in one pass and never shuffled."""
     from pyspark.sql import functions as F
 
     keys = list(IMPRESSION_KEYS)
-    clicked = attributed_clicks(impressions, clicks)
+    clicked = attributed_clicks(impressions, clicks, broadcast=small)
     carts = (
         attribute_events(add_to_cart, clicked, "cart_event_id", "event_ts")
         .groupBy(*keys)
@@ -103,11 +116,14 @@ def impression_funnel(
             F.sum(F.col("quantity") * F.col("price")).alias("gmv"),
         )
     )
-    return (
-        impressions.select(*FUNNEL_COLUMNS[:9])
-        .join(clicked.select(*keys).distinct().withColumn("clicked", F.lit(1)), on=keys, how="left")
+    outcomes = (
+        clicked.select(*keys).distinct().withColumn("clicked", F.lit(1))
         .join(carts, on=keys, how="left")
         .join(bought, on=keys, how="left")
+    )
+    return (
+        impressions.select(*FUNNEL_COLUMNS[:9])
+        .join(F.broadcast(outcomes) if small else outcomes, on=keys, how="left")
         .fillna(0, subset=["clicked", "carts", "orders", "units"])
         .fillna(0.0, subset=["gmv"])
         .select(*FUNNEL_COLUMNS)

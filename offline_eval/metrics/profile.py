@@ -34,15 +34,17 @@ _GROUP = "__grp"
 Group = tuple  # the values of the group columns
 
 
-def group_codes(df: DataFrame, group_cols: Sequence[str]) -> tuple[list[Group], Column | None]:
-    """The groups present (one small distinct query) and an int expression that numbers them
-    (None when there are no group columns: the whole frame is one group, ``()``)."""
+def group_codes(df: DataFrame, group_cols: Sequence[str], groups: Sequence[Group] | None = None
+                ) -> tuple[list[Group], Column | None]:
+    """The groups present (given, or found by one small distinct query) and an int expression
+    that numbers them (None when there are no group columns: the whole frame is one group, ``()``)."""
     from pyspark.sql import functions as F
 
     if not group_cols:
         return [()], None
-    groups = sorted(tuple(r) for r in df.select(*group_cols).distinct().collect()
-                    if all(v is not None for v in r))
+    if groups is None:
+        groups = [tuple(r) for r in df.select(*group_cols).distinct().collect()]
+    groups = sorted({tuple(g) for g in groups if all(v is not None for v in g)})
     code = None
     for i, g in enumerate(groups):
         cond = None
@@ -53,9 +55,11 @@ def group_codes(df: DataFrame, group_cols: Sequence[str]) -> tuple[list[Group], 
     return groups, (code.otherwise(-1) if code is not None else F.lit(-1))
 
 
-def numeric_profiles(df: DataFrame, group_cols: Sequence[str], columns: Sequence[str]) -> dict[Group, dict[str, NumericProfile]]:
-    """{group: {column: NumericProfile}} of every group of ``df`` in one pass."""
-    groups, code = group_codes(df, group_cols)
+def numeric_profiles(df: DataFrame, group_cols: Sequence[str], columns: Sequence[str],
+                     groups: Sequence[Group] | None = None) -> dict[Group, dict[str, NumericProfile]]:
+    """{group: {column: NumericProfile}} of every group of ``df`` in one pass (``groups``: the
+    groups present, when the caller knows them)."""
+    groups, code = group_codes(df, group_cols, groups)
     out: dict[Group, dict[str, NumericProfile]] = {g: {} for g in groups}
     if not columns or not groups:
         return out

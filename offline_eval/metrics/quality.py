@@ -84,7 +84,8 @@ def _in_segment(segment: str, user_segment: str | None, item_segment: str | None
     return segment == "all" or segment == user_segment or segment == item_segment
 
 
-def quality_metrics(rows: DataFrame, ds: str, segments: Sequence[str]) -> tuple[list[dict], dict[tuple, object]]:
+def quality_metrics(rows: DataFrame, ds: str, segments: Sequence[str], groups: Sequence[tuple] | None = None
+                    ) -> tuple[list[dict], dict[tuple, object]]:
     """metrics_daily rows of the quality metrics for every (model, version, variant) x segment,
     and the score bins of each (model, version, variant, segment) for concept drift.
 
@@ -96,7 +97,9 @@ def quality_metrics(rows: DataFrame, ds: str, segments: Sequence[str]) -> tuple[
 
     bin_cells = score_bins(rows, [*GROUP_KEYS, "user_segment", "item_segment"]).collect()
     rank_cells = ranking_sums(rows, [*GROUP_KEYS, "user_segment"]).collect()
-    groups = sorted({tuple(r[k] for k in GROUP_KEYS) for r in rows.select(*GROUP_KEYS).distinct().collect()})
+    if groups is None:  # the (model, version, variant) present; callers that know them save a query
+        groups = [tuple(r) for r in rows.select(*GROUP_KEYS).distinct().collect()]
+    groups = sorted(set(groups))
     out: list[dict] = []
     bins_by_key: dict[tuple, ScoreBins] = {}
     for g in groups:

@@ -19,19 +19,23 @@ def bounded_sample(
     *,
     groups: Sequence[str] = ("model_name", "model_version"),
     keys: Sequence[str] = ("request_id", "item_id"),
+    sizes: dict[tuple, int] | None = None,
 ) -> DataFrame:
     """Up to ``max_rows`` rows per group, chosen by a hash of (seed, keys): no ``rand()``,
-    so reruns and any partitioning return the same rows."""
+    so reruns and any partitioning return the same rows. ``sizes``: the rows of each group,
+    when the caller knows them (otherwise one grouped count finds them)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     u = F.xxhash64(F.lit(seed), *[F.col(k) for k in keys]).bitwiseAND(F.lit(_MASK53)) / F.lit(float(1 << 53))
     keep = F.lit(False)
-    for row in df.groupBy(*groups).count().collect():
+    if sizes is None:
+        sizes = {tuple(r[g] for g in groups): r["count"] for r in df.groupBy(*groups).count().collect()}
+    for values, count in sorted(sizes.items(), key=lambda kv: tuple(map(str, kv[0]))):
         same_group = F.lit(True)
-        for g in groups:
-            same_group = same_group & F.col(g).eqNullSafe(row[g])
-        keep = F.when(same_group, u < min(1.0, _OVERSAMPLE * max_rows / row["count"])).otherwise(keep)
+        for g, v in zip(groups, values):
+            same_group = same_group & F.col(g).eqNullSafe(v)
+        keep = F.when(same_group, u < min(1.0, _OVERSAMPLE * max_rows / max(count, 1))).otherwise(keep)
     order = Window.partitionBy(*groups).orderBy(u, *keys)
     return (
         df.where(keep)

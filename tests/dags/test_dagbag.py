@@ -31,9 +31,12 @@ def test_daily_structure(dagbag):
     assert dag.catchup is False
     assert "evaluates" in dag.doc_md and "ds = D" in dag.doc_md
     order = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
-    assert order == {"validate": ["compute"], "compute": ["baselines"], "baselines": ["drift"],
-                     "drift": ["publish"], "publish": []}
-    assert all(t.retries >= 1 for t in dag.tasks)
+    assert order == {"validate": ["compute", "watcher"], "compute": ["baselines", "watcher"],
+                     "baselines": ["drift", "watcher"], "drift": ["publish", "watcher"], "publish": ["watcher"],
+                     "watcher": []}
+    assert all(t.retries >= 1 for t in dag.tasks if t.task_id != "watcher")
+    # any failure anywhere fails the run, even when the tasks after it end skipped
+    assert dag.get_task("watcher").trigger_rule == "one_failed"
     assert dag.params["sample_rows"] == 50_000
     # Only the reference step waits for the previous day; it runs (and then skips) when the
     # day was rejected, so a bad day does not block the next one.

@@ -1,9 +1,9 @@
-"""One small day through the real DAG (`airflow dags test`): spark-submit tasks, GX gate,
-metrics table, MLflow runs, Evidently reports; then a rerun (idempotency) and a corrupted
-partition (the gate stops it).
+"""One small day through the real DAG (`airflow dags test`): Spark tasks as thin clients of the
+session's engine, GX gate, result tables, MLflow runs, Evidently reports; then a rerun
+(idempotency) and a corrupted partition (the gate stops it).
 
-Everything runs in its own state directory, with its own Derby metastore, Airflow and MLflow
-databases, exactly as `make demo` runs on the developer's .local/.
+Airflow, MLflow and the reports live in this module's own state directory, exactly as
+`make demo` runs on the developer's .local/; the tables live in the engine's warehouse.
 """
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ MODEL = "home_feed_ctr"
 def _env(state: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AIRFLOW", "OFFLINE_EVAL", "MLFLOW_TRACKING", "SPARK_CONF_DIR"))}
+    # SPARK_REMOTE is the session's engine (the engine fixture exported it); scripts/env.sh
+    # derives the Airflow connection spark_connect_default from it.
     env.update(OFFLINE_EVAL_HOME=str(state / "home"), OFFLINE_EVAL_REPORTS=str(state / "reports"),
-               OFFLINE_EVAL_DATABASE=DB, AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[2]"}')
+               OFFLINE_EVAL_DATABASE=DB)
     return env
 
 
@@ -40,17 +42,22 @@ def _sh(state: Path, command: str, check: bool = True, timeout: int = 900) -> su
     return proc
 
 
-def _partition(state: Path, table: str, ds: str = DS) -> Path:
-    return state / "home" / "warehouse" / f"{DB}.db" / table / f"ds={ds}"
+WAREHOUSE: Path
 
 
-def _metrics(state: Path) -> list[dict]:
-    table = pq.read_table(_partition(state, "metrics_daily"))
+def _partition(table: str, ds: str = DS) -> Path:
+    return WAREHOUSE / f"{DB}.db" / table / f"ds={ds}"
+
+
+def _metrics(state: Path | None = None) -> list[dict]:
+    table = pq.read_table(_partition("metrics_daily"))
     return sorted(table.to_pylist(), key=lambda r: (r["model_version"], r["segment"], r["metric"]))
 
 
 @pytest.fixture(scope="module")
-def state(tmp_path_factory):
+def state(tmp_path_factory, engine, settings):
+    global WAREHOUSE
+    WAREHOUSE = Path(settings.warehouse_dir)
     state = tmp_path_factory.mktemp("e2e")
     _sh(state, "offline-eval generate --start 2026-06-17 --days 2 --impressions-per-day 6000 "
                "--base-users 2000 --base-items 1000")
@@ -62,7 +69,7 @@ def state(tmp_path_factory):
 def test_metrics_table_matches_the_input(state):
     rows = _metrics(state)
     assert {(r["model_version"], r["variant"]) for r in rows} == {("v1", "control"), ("v2", "treatment")}
-    impressions = pq.read_table(_partition(state, "impressions"), columns=["model_version"]).to_pylist()
+    impressions = pq.read_table(_partition("impressions"), columns=["model_version"]).to_pylist()
     for version in ("v1", "v2"):
         got = {r["metric"]: r for r in rows if r["model_version"] == version and r["segment"] == "all"}
         assert got["impressions"]["value"] == sum(1 for r in impressions if r["model_version"] == version)
@@ -118,7 +125,7 @@ def test_rerun_is_idempotent(state):
 
 
 def test_corrupted_partition_fails_the_gate_and_changes_nothing(state):
-    orders = next(_partition(state, "orders").glob("*.parquet"))
+    orders = next(_partition("orders").glob("*.parquet"))
     table = pq.read_table(orders)
     prices = table.column("price").to_pylist()
     prices[0] = -9.99
@@ -133,8 +140,8 @@ def test_corrupted_partition_fails_the_gate_and_changes_nothing(state):
 
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "DagRun failed" in out
-    # Exit code 3 (bad data) fails the task without spending its retry.
-    assert "input data failed validation (exit code 3); not retrying" in out
+    # Bad data fails the task without spending its retry.
+    assert "validate: bad input data (exit code 3 on the command line); not retrying" in out
     assert f"table orders, partition ds={DS}" in out
     assert "expect_column_values_to_be_between on column price: 1 unexpected rows" in out
     validation = json.loads((state / "reports" / "validation" / DS / "validation.json").read_text())
@@ -159,18 +166,16 @@ def test_ab_readout_dag_writes_the_readout_and_one_mlflow_run(state):
     assert runs[0].data.tags["offline_eval.dag_run_id"].startswith("manual__")
 
 
-def test_baseline_dag_rebuilds_the_same_reference_the_daily_run_built(state):
-    """compute built the previous day's baseline on demand; the baseline DAG's run for that day
-    replaces it with identical rows (a baseline is a function of its window's raw data)."""
-    path = state / "home" / "warehouse" / f"{DB}.db" / "baselines" / "window_days=1" / "ds=2026-06-17"
-    cols = ["model_version", "kind", "name", "variant", "segment", "n", "mean", "std", "payload"]
-
-    def rows():
-        return sorted(tuple(r[c] for c in cols) for r in pq.read_table(path).to_pylist())
-
-    before = rows()
-    assert {r[1] for r in before} == {"numeric", "categorical", "score_bins", "metric"}
-    _sh(state, "airflow dags test offline_eval_baseline_daily 2026-06-17")
-    assert rows() == before
-    drift = pq.read_table(_partition(state, "drift_daily")).to_pylist()
+def test_weekly_baseline_dag_stores_the_windows_from_the_profiles(state):
+    """The weekly DAG's run for the week ending Sunday 2026-06-21 stores the 7-day window of the
+    two generated days from their daily profiles (one of them profiled by the daily run)."""
+    _sh(state, "airflow dags test offline_eval_baseline_weekly 2026-06-15")
+    rows = pq.read_table(WAREHOUSE / f"{DB}.db" / "baselines" / "window_days=7" / "ds=2026-06-21").to_pylist()
+    assert {r["kind"] for r in rows} == {"numeric", "categorical", "score_bins", "metric"}
+    price = [r for r in rows if r["model_version"] == "v1" and r["name"] == "f_item_price"][0]
+    impressions = pq.read_table(WAREHOUSE / f"{DB}.db" / "impressions", columns=["model_version", "f_item_price"])
+    v1 = [p for v, p in zip(*(impressions.column(c).to_pylist() for c in ("model_version", "f_item_price")))
+          if v == "v1" and p is not None]
+    assert price["n"] == len(v1)
+    drift = pq.read_table(_partition("drift_daily")).to_pylist()
     assert {(r["model_version"], r["reference"]) for r in drift} >= {("v1", "previous_day"), ("v2", "previous_day")}
