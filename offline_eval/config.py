@@ -86,7 +86,7 @@ class Settings:
     OFFLINE_EVAL_HOME (default <repo>/.local), OFFLINE_EVAL_REPORTS (default <repo>/reports),
     OFFLINE_EVAL_DATABASE (default offline_eval), SPARK_REMOTE (default sc://127.0.0.1:15002),
     OFFLINE_EVAL_SPARK_MASTER (master of the engine this machine launches, default local[*]),
-    OFFLINE_EVAL_ENGINE_MEMORY (its driver memory, default 4g), OFFLINE_EVAL_SPARK_UI_PORT
+    OFFLINE_EVAL_ENGINE_MEMORY (its driver memory, default 6g), OFFLINE_EVAL_SPARK_UI_PORT
     (default 4040; 0 turns the UI off), OFFLINE_EVAL_WAREHOUSE (default <home>/warehouse),
     OFFLINE_EVAL_HIVE_METASTORE_URI (thrift://... to use a shared metastore instead of embedded
     Derby), OFFLINE_EVAL_SHUFFLE_PARTITIONS (default 4), OFFLINE_EVAL_DRIVER_JAVA_OPTS,
@@ -98,7 +98,7 @@ class Settings:
     database: str = "offline_eval"
     spark_remote: str = DEFAULT_SPARK_REMOTE
     spark_master: str = "local[*]"
-    engine_memory: str = "4g"
+    engine_memory: str = "6g"
     spark_ui_port: int = 4040
     warehouse_dir: str = ""
     hive_metastore_uri: str = ""
@@ -127,7 +127,7 @@ class Settings:
             database=os.environ.get("OFFLINE_EVAL_DATABASE", "offline_eval"),
             spark_remote=os.environ.get("SPARK_REMOTE") or DEFAULT_SPARK_REMOTE,
             spark_master=os.environ.get("OFFLINE_EVAL_SPARK_MASTER", "local[*]"),
-            engine_memory=os.environ.get("OFFLINE_EVAL_ENGINE_MEMORY", "4g"),
+            engine_memory=os.environ.get("OFFLINE_EVAL_ENGINE_MEMORY", "6g"),
             spark_ui_port=_env_int("OFFLINE_EVAL_SPARK_UI_PORT", 4040),
             warehouse_dir=os.environ.get("OFFLINE_EVAL_WAREHOUSE", ""),
             hive_metastore_uri=os.environ.get("OFFLINE_EVAL_HIVE_METASTORE_URI", ""),

@@ -13,7 +13,7 @@ DAG_ID="offline_eval_daily"
 . "$(dirname "$0")/airflow_stack.sh"
 
 offline-eval engine start
-airflow_init
+[ "${AIRFLOW_READY:-}" = 1 ] || airflow_init  # make demo has done it beside the data set-up
 # With no scheduler running, a backfill still open was interrupted (Ctrl-C in make demo): close it.
 if ! { [ -f "$AIRFLOW_PIDS/scheduler.pid" ] && kill -0 "$(cat "$AIRFLOW_PIDS/scheduler.pid")" 2>/dev/null; }; then
   python "$(dirname "$0")/backfills.py" close-unfinished --dag-id "$DAG_ID"

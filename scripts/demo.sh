@@ -10,6 +10,12 @@ t0=$(date +%s)
 # on $START); the readout uses them as the CUPED pre-period.
 HISTORY_DAYS="${HISTORY_DAYS:-7}"
 GEN_START=$(python -c "import datetime as d; print(d.date.fromisoformat('$START') - d.timedelta(days=$HISTORY_DAYS))")
+. scripts/airflow_stack.sh
+# Airflow's database set-up needs no Spark: it runs beside the engine's start and the generator.
+mkdir -p "$AIRFLOW_COMPONENT_LOGS"
+( airflow_init ) > "$AIRFLOW_COMPONENT_LOGS/init.log" 2>&1 &
+init_pid=$!
+
 echo "== 0/3 start the Spark engine (one Spark Connect server for every task; make engine-down stops it)"
 offline-eval engine start
 
@@ -18,12 +24,17 @@ echo "        $GEN_START..: history (v1 only); $START..$END: the v1/v2 A/B test,
 offline-eval generate --start "$GEN_START" --days "$((DAYS + HISTORY_DAYS))" --experiment-start "$START" \
   --impressions-per-day "$IMPRESSIONS_PER_DAY" > /dev/null
 
+HISTORY_END=$(python -c "import datetime as d; print(d.date.fromisoformat('$START') - d.timedelta(days=1))")
+echo "        profiling the history days, so that the first days have their references: offline-eval baselines --end $HISTORY_END --windows 7"
+offline-eval baselines --end "$HISTORY_END" --windows 7 > /dev/null
+wait "$init_pid" || { cat "$AIRFLOW_COMPONENT_LOGS/init.log"; exit 1; }
+
 echo "== 2/3 evaluate $START..$END: airflow backfill of offline_eval_daily (validate -> compute -> baselines -> drift -> publish)"
 echo "        and of offline_eval_ab_readout for $END (A/B readout of the experiment up to $END)"
 # The demo's days are in the past: schedule nothing after them (no run for today).
 export OFFLINE_EVAL_DAILY_END_DATE="$END"
 status=0
-AB_READOUT_DAY="$END" bash scripts/backfill.sh "$START" "$END" completed || status=$?
+AIRFLOW_READY=1 AB_READOUT_DAY="$END" bash scripts/backfill.sh "$START" "$END" completed || status=$?
 
 echo "== 3/3 summary"
 offline-eval summary --start "$START" --end "$END"

@@ -1,6 +1,9 @@
-"""spark-submit entry point: `offline-eval ab-readout` (arguments as for the CLI).
+"""The pipeline's `ab-readout` step as a Spark Connect client script (arguments as for the CLI):
 
-    spark-submit spark_jobs/ab_readout.py --ds 2026-06-21 [--experiment exp_home_feed_v2]
+    python spark_jobs/ab_readout.py --ds 2026-06-21
+
+It reaches the engine at SPARK_REMOTE; exit code 3 is bad input data, 2 bad configuration,
+1 anything else (docs/deployment.md).
 """
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""spark-submit entry point: `offline-eval compute` (arguments as for the CLI).
+"""The pipeline's `compute` step as a Spark Connect client script (arguments as for the CLI):
 
-    spark-submit spark_jobs/compute_metrics.py --ds 2026-06-18
+    python spark_jobs/compute_metrics.py --ds 2026-06-18
+
+It reaches the engine at SPARK_REMOTE; exit code 3 is bad input data, 2 bad configuration,
+1 anything else (docs/deployment.md).
 """
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""spark-submit entry point: `offline-eval generate` (arguments as for the CLI).
+"""The pipeline's `generate` step as a Spark Connect client script (arguments as for the CLI):
 
-    spark-submit spark_jobs/generate_logs.py --start 2026-06-08 --days 14
+    python spark_jobs/generate_logs.py --start 2026-06-01 --days 21
+
+It reaches the engine at SPARK_REMOTE; exit code 3 is bad input data, 2 bad configuration,
+1 anything else (docs/deployment.md).
 """
 from __future__ import annotations
 
