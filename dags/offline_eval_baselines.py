@@ -29,13 +29,13 @@ from offline_eval_airflow import SPARK_CONN_ID, run_job, schedule_args
 )
 def offline_eval_baseline_weekly() -> None:
     @task.pyspark(conn_id=SPARK_CONN_ID)
-    def build(spark=None, data_interval_end=None) -> dict:
+    def build(spark=None, ds: str | None = None) -> dict:
         from offline_eval.dates import offset
         from offline_eval.jobs import baselines
 
-        # The interval [Mon, next Mon) ends on Sunday = data_interval_end - 1 day.
-        return run_job("build", baselines.run_windows, offset(data_interval_end.date().isoformat(), -1), (7, 28),
-                       spark=spark)
+        # ds is the interval's Monday (as in the daily DAG, ds names the interval start, also for
+        # `airflow dags test` and backfills); the week [Mon, next Mon) ends on Sunday = ds + 6.
+        return run_job("build", baselines.run_windows, offset(ds, 6), (7, 28), spark=spark)
 
     build()
 

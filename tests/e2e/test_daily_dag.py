@@ -167,13 +167,18 @@ def test_ab_readout_dag_writes_the_readout_and_one_mlflow_run(state):
 
 
 def test_weekly_baseline_dag_stores_the_windows_from_the_profiles(state):
-    """The weekly DAG's run for the week ending Sunday 2026-06-21 stores the 7-day window of the
-    two generated days from their daily profiles (one of them profiled by the daily run)."""
-    _sh(state, "airflow dags test offline_eval_baseline_weekly 2026-06-15")
+    """The weekly DAG's run for the week ending Sunday 2026-06-21 stores the 7-day window from the
+    daily profiles of the days that passed the gate: 2026-06-17 (never evaluated, so profiled from
+    its raw partition first); 2026-06-18 is left out, as the corrupted-partition test above made
+    its validation fail."""
+    validation = json.loads((state / "reports" / "validation" / DS / "validation.json").read_text())
+    assert validation["success"] is False
+    proc = _sh(state, "airflow dags test offline_eval_baseline_weekly 2026-06-15")
+    assert "input validation failed: 2026-06-18" in proc.stdout + proc.stderr
     rows = pq.read_table(WAREHOUSE / f"{DB}.db" / "baselines" / "window_days=7" / "ds=2026-06-21").to_pylist()
     assert {r["kind"] for r in rows} == {"numeric", "categorical", "score_bins", "metric"}
     price = [r for r in rows if r["model_version"] == "v1" and r["name"] == "f_item_price"][0]
-    impressions = pq.read_table(WAREHOUSE / f"{DB}.db" / "impressions", columns=["model_version", "f_item_price"])
+    impressions = pq.read_table(_partition("impressions", "2026-06-17"), columns=["model_version", "f_item_price"])
     v1 = [p for v, p in zip(*(impressions.column(c).to_pylist() for c in ("model_version", "f_item_price")))
           if v == "v1" and p is not None]
     assert price["n"] == len(v1)
