@@ -19,8 +19,8 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 ENV := source scripts/env.sh &&
 
-.PHONY: help prereqs install demo test test-fast bench bench-pipeline ab-coverage backfill mlflow-ui airflow-up \
-	airflow-down engine-up engine-down summary clean
+.PHONY: help prereqs install demo test test-fast test-cluster bench bench-pipeline ab-coverage backfill mlflow-ui \
+	airflow-up airflow-down engine-up engine-down cluster-up cluster-env cluster-down summary clean
 
 help:
 	@echo "make demo        set up, generate $(DAYS) days, backfill them through Airflow, print the summary"
@@ -33,6 +33,9 @@ help:
 	@echo "make engine-up   start the Spark engine (a Spark Connect server on $$SPARK_REMOTE); engine-down stops it"
 	@echo "make airflow-up  start the Airflow UI, scheduler and dag-processor (http://127.0.0.1:28080); airflow-down stops them"
 	@echo "make bench-pipeline  the whole daily evaluation vs DuckDB at 1M and 10M rows -> bench/results/pipeline.json"
+	@echo "make cluster-up  PostgreSQL, a Spark standalone master + worker, the engine on them, an MLflow server"
+	@echo "make cluster-env the exports that point the pipeline at that stack; cluster-down stops it"
+	@echo "make test-cluster  one day through the real DAG on that stack (started and stopped by the test)"
 	@echo "make clean       stop the engine, remove local state (.local/) and published reports"
 
 prereqs:
@@ -84,6 +87,20 @@ mlflow-ui: $(STAMP)
 
 test: $(DEV_STAMP)
 	@$(ENV) python -m pytest $(PYTEST_ARGS)
+
+# One day through the real DAG on the multi-process stack (PostgreSQL, standalone Spark, MLflow
+# server); needs PostgreSQL's server binaries and Debian's libpostgresql-jdbc-java.
+test-cluster: $(DEV_STAMP)
+	@$(ENV) python -m pytest -m cluster tests/cluster $(PYTEST_ARGS)
+
+cluster-up: $(STAMP)
+	@$(ENV) python scripts/cluster.py up
+
+cluster-env: $(STAMP)
+	@$(ENV) python scripts/cluster.py env
+
+cluster-down: $(STAMP)
+	@$(ENV) python scripts/cluster.py down
 
 # Unit tests only (no Airflow end-to-end run).
 test-fast: $(DEV_STAMP)

@@ -101,6 +101,8 @@ def cmd_engine(args: argparse.Namespace) -> object:
     from offline_eval.io.engine import Engine
 
     engine = Engine(Settings.from_env())
+    if args.action == "start" and args.foreground:
+        engine.run_foreground()  # does not return
     if args.action == "start":
         print(engine.start().describe())
     elif args.action == "stop":
@@ -292,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default sc://127.0.0.1:15002), with the Hive metastore and warehouse under "
                        "OFFLINE_EVAL_HOME. `status` exits 1 when it is not running.")
     e.add_argument("action", choices=["start", "stop", "status"])
+    e.add_argument("--foreground", action="store_true", help="start: run the server in this process (containers)")
     e.set_defaults(func=cmd_engine)
 
     s = sub.add_parser("summary", help="print per version and day: CTR, CVR, GMV per user, new-user share")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,8 +89,13 @@ class Settings:
     OFFLINE_EVAL_SPARK_MASTER (master of the engine this machine launches, default local[*]),
     OFFLINE_EVAL_ENGINE_MEMORY (its driver memory, default 6g), OFFLINE_EVAL_SPARK_UI_PORT
     (default 4040; 0 turns the UI off), OFFLINE_EVAL_WAREHOUSE (default <home>/warehouse),
-    OFFLINE_EVAL_HIVE_METASTORE_URI (thrift://... to use a shared metastore instead of embedded
-    Derby), OFFLINE_EVAL_SHUFFLE_PARTITIONS (default 4), OFFLINE_EVAL_DRIVER_JAVA_OPTS,
+    OFFLINE_EVAL_HIVE_METASTORE_URI (thrift://... to use a metastore service instead of embedded
+    Derby), or OFFLINE_EVAL_METASTORE_JDBC_URL (jdbc:postgresql://... : the engine's own
+    metastore client on a shared database; user and password in OFFLINE_EVAL_METASTORE_USER and
+    OFFLINE_EVAL_METASTORE_PASSWORD), OFFLINE_EVAL_ENGINE_JARS (comma-separated jars for the
+    engine's classpath, e.g. the JDBC driver), OFFLINE_EVAL_EXECUTOR_MEMORY (default 1g, for a
+    cluster master), OFFLINE_EVAL_DRIVER_HOST (the name executors reach the engine by, in a
+    container), OFFLINE_EVAL_SHUFFLE_PARTITIONS (default 4), OFFLINE_EVAL_DRIVER_JAVA_OPTS,
     MLFLOW_TRACKING_URI (default sqlite:///<home>/mlflow/mlflow.db).
     """
 
@@ -102,6 +108,12 @@ class Settings:
     spark_ui_port: int = 4040
     warehouse_dir: str = ""
     hive_metastore_uri: str = ""
+    metastore_jdbc_url: str = ""
+    metastore_user: str = ""
+    metastore_password: str = field(default="", repr=False)  # from the environment only
+    engine_jars: str = ""
+    executor_memory: str = "1g"
+    driver_host: str = ""
     mlflow_tracking_uri: str = ""
     shuffle_partitions: int = 4
     driver_java_opts: str = ""
@@ -110,8 +122,15 @@ class Settings:
         validate_sql_name(self.database, "database name")
         if not self.spark_remote.startswith("sc://"):
             raise ConfigError(f"invalid SPARK_REMOTE {self.spark_remote!r}: a Spark Connect URL, sc://host:port")
-        if not re.fullmatch(r"\d+[kmgt]", self.engine_memory, re.I):
-            raise ConfigError(f"invalid OFFLINE_EVAL_ENGINE_MEMORY {self.engine_memory!r}: e.g. 4g or 2048m")
+        for name, value in (("OFFLINE_EVAL_ENGINE_MEMORY", self.engine_memory),
+                            ("OFFLINE_EVAL_EXECUTOR_MEMORY", self.executor_memory)):
+            if not re.fullmatch(r"\d+[kmgt]", value, re.I):
+                raise ConfigError(f"invalid {name} {value!r}: e.g. 4g or 2048m")
+        if self.metastore_jdbc_url and not self.metastore_jdbc_url.startswith("jdbc:"):
+            raise ConfigError(f"invalid OFFLINE_EVAL_METASTORE_JDBC_URL {self.metastore_jdbc_url!r}: a jdbc: URL")
+        if self.metastore_jdbc_url and self.hive_metastore_uri:
+            raise ConfigError("set OFFLINE_EVAL_HIVE_METASTORE_URI (a metastore service) or "
+                              "OFFLINE_EVAL_METASTORE_JDBC_URL (its database), not both")
         if not self.warehouse_dir:
             object.__setattr__(self, "warehouse_dir", str(self.home / "warehouse"))
         if not self.mlflow_tracking_uri:
@@ -131,6 +150,12 @@ class Settings:
             spark_ui_port=_env_int("OFFLINE_EVAL_SPARK_UI_PORT", 4040),
             warehouse_dir=os.environ.get("OFFLINE_EVAL_WAREHOUSE", ""),
             hive_metastore_uri=os.environ.get("OFFLINE_EVAL_HIVE_METASTORE_URI", ""),
+            metastore_jdbc_url=os.environ.get("OFFLINE_EVAL_METASTORE_JDBC_URL", ""),
+            metastore_user=os.environ.get("OFFLINE_EVAL_METASTORE_USER", ""),
+            metastore_password=os.environ.get("OFFLINE_EVAL_METASTORE_PASSWORD", ""),
+            engine_jars=os.environ.get("OFFLINE_EVAL_ENGINE_JARS", ""),
+            executor_memory=os.environ.get("OFFLINE_EVAL_EXECUTOR_MEMORY", "1g"),
+            driver_host=os.environ.get("OFFLINE_EVAL_DRIVER_HOST", ""),
             mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
             shuffle_partitions=_env_int("OFFLINE_EVAL_SHUFFLE_PARTITIONS", 4),
             driver_java_opts=os.environ.get("OFFLINE_EVAL_DRIVER_JAVA_OPTS", ""),
@@ -178,6 +203,24 @@ class Settings:
         java_opts = ""
         if self.hive_metastore_uri:
             conf["spark.hadoop.hive.metastore.uris"] = self.hive_metastore_uri
+        elif self.metastore_jdbc_url:
+            # Spark's built-in Hive client is the metastore, on a shared database: it creates the
+            # schema on first use (no Hive distribution needed).
+            conf.update({
+                "spark.hadoop.javax.jdo.option.ConnectionURL": self.metastore_jdbc_url,
+                "spark.hadoop.javax.jdo.option.ConnectionDriverName": _jdbc_driver(self.metastore_jdbc_url),
+                "spark.hadoop.javax.jdo.option.ConnectionUserName": self.metastore_user,
+                "spark.hadoop.javax.jdo.option.ConnectionPassword": self.metastore_password,
+                # Tables and columns, but no foreign keys (autoCreateAll would imply them):
+                # DataNucleus adds them lazily, from a second connection, while the first still
+                # holds the locks of the row it is inserting, and on PostgreSQL that DDL waits
+                # forever (seen: ALTER TABLE "TBL_PRIVS" ADD CONSTRAINT ... REFERENCES "TBLS"
+                # behind an open INSERT INTO "TBLS"). Hive's schematool creates them up front.
+                "spark.hadoop.datanucleus.schema.autoCreateTables": "true",
+                "spark.hadoop.datanucleus.schema.autoCreateColumns": "true",
+                "spark.hadoop.datanucleus.schema.autoCreateConstraints": "false",
+                "spark.hadoop.hive.metastore.schema.verification": "false",
+            })
         else:
             conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
                 f"jdbc:derby:;databaseName={self.metastore_dir};create=true"
@@ -192,7 +235,32 @@ class Settings:
             conf["spark.ui.port"] = str(self.spark_ui_port)
         else:
             conf["spark.ui.enabled"] = "false"
+        if self.engine_jars:
+            jars = [j.strip() for j in self.engine_jars.split(",") if j.strip()]
+            missing = [j for j in jars if not Path(j).exists()]
+            if missing:
+                raise ConfigError(f"OFFLINE_EVAL_ENGINE_JARS: {missing} not found (the PostgreSQL JDBC driver comes "
+                                  "with Debian's libpostgresql-jdbc-java: /usr/share/java/postgresql.jar)")
+            conf["spark.jars"] = ",".join(jars)
+            conf["spark.driver.extraClassPath"] = ":".join(jars)  # JDBC drivers must be on the system classpath
+        if self.driver_host:
+            # Executors on other hosts connect back to the engine (the driver) by this name.
+            conf["spark.driver.host"] = self.driver_host
+            conf["spark.driver.bindAddress"] = "0.0.0.0"
+        if not self.spark_master.startswith("local"):
+            conf["spark.executor.memory"] = self.executor_memory
+            # Executors run the profile pass in Python: the same interpreter (and numpy, pyarrow).
+            conf["spark.pyspark.python"] = os.environ.get("PYSPARK_PYTHON", sys.executable)
         return conf
+
+
+def _jdbc_driver(url: str) -> str:
+    drivers = {"jdbc:postgresql:": "org.postgresql.Driver", "jdbc:mysql:": "com.mysql.cj.jdbc.Driver",
+               "jdbc:derby:": "org.apache.derby.jdbc.EmbeddedDriver"}
+    for prefix, driver in drivers.items():
+        if url.startswith(prefix):
+            return driver
+    raise ConfigError(f"OFFLINE_EVAL_METASTORE_JDBC_URL {url!r}: a PostgreSQL, MySQL or Derby URL")
 
 
 def _env_int(name: str, default: int) -> int:

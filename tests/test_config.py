@@ -81,13 +81,43 @@ def test_engine_command_is_the_shipped_connect_server_script(tmp_path):
 
     s = Settings(home=tmp_path, reports_dir=tmp_path / "r", spark_remote="sc://127.0.0.1:15123",
                  spark_master="local[2]", engine_memory="2g", spark_ui_port=0)
-    cmd = Engine(s).command()
+    engine = Engine(s)
+    cmd = engine.command()
     assert cmd[0] == str(spark_home() / "sbin" / "start-connect-server.sh") and (spark_home() / "sbin").is_dir()
     args = dict(zip(cmd[1::2], cmd[2::2]))
     assert args["--master"] == "local[2]" and args["--driver-memory"] == "2g"
-    confs = dict(cmd[i + 1].split("=", 1) for i, a in enumerate(cmd) if a == "--conf")
+    path = engine.write_properties()
+    assert args["--properties-file"] == str(path) and oct(path.stat().st_mode & 0o777) == "0o600"
+    confs = dict(line.split(" ", 1) for line in path.read_text().splitlines())
     assert confs["spark.connect.grpc.binding.port"] == "15123"
     assert confs["spark.connect.grpc.binding.address"] == "127.0.0.1"
     assert confs["spark.ui.enabled"] == "false"
     with pytest.raises(ConfigError, match="not on this machine"):
         Engine(Settings(home=tmp_path, reports_dir=tmp_path, spark_remote="sc://cluster:15002")).start()
+
+
+def test_a_metastore_on_postgresql_through_the_engines_own_hive_client(monkeypatch, tmp_path):
+    """The cluster stack's metastore: Spark's built-in Hive client on a PostgreSQL database, the
+    password from the environment, the JDBC driver jar on the engine's classpath."""
+    jar = tmp_path / "postgresql.jar"
+    jar.write_bytes(b"")
+    monkeypatch.setenv("OFFLINE_EVAL_HOME", str(tmp_path))
+    monkeypatch.setenv("OFFLINE_EVAL_METASTORE_JDBC_URL", "jdbc:postgresql://127.0.0.1:55432/metastore")
+    monkeypatch.setenv("OFFLINE_EVAL_METASTORE_USER", "offline_eval")
+    monkeypatch.setenv("OFFLINE_EVAL_METASTORE_PASSWORD", "s3cret")
+    monkeypatch.setenv("OFFLINE_EVAL_ENGINE_JARS", str(jar))
+    monkeypatch.setenv("OFFLINE_EVAL_SPARK_MASTER", "spark://127.0.0.1:17077")
+    monkeypatch.delenv("OFFLINE_EVAL_HIVE_METASTORE_URI", raising=False)
+    s = Settings.from_env()
+    conf = s.engine_conf()
+    assert conf["spark.hadoop.javax.jdo.option.ConnectionDriverName"] == "org.postgresql.Driver"
+    assert conf["spark.hadoop.javax.jdo.option.ConnectionPassword"] == "s3cret"
+    assert conf["spark.driver.extraClassPath"] == str(jar) and conf["spark.jars"] == str(jar)
+    assert conf["spark.executor.memory"] == "1g" and conf["spark.pyspark.python"]
+    assert "s3cret" not in repr(s)
+    monkeypatch.setenv("OFFLINE_EVAL_ENGINE_JARS", str(tmp_path / "missing.jar"))
+    with pytest.raises(ConfigError, match="libpostgresql-jdbc-java"):
+        Settings.from_env().engine_conf()
+    monkeypatch.setenv("OFFLINE_EVAL_HIVE_METASTORE_URI", "thrift://x:9083")
+    with pytest.raises(ConfigError, match="not both"):
+        Settings.from_env()

@@ -84,15 +84,39 @@ class Engine:
             env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         return env
 
+    @property
+    def properties_file(self) -> Path:
+        return self.settings.engine_dir / "spark-defaults.conf"
+
+    def properties(self) -> dict[str, str]:
+        return {**self.settings.engine_conf(), "spark.connect.grpc.binding.address": self.host,
+                "spark.connect.grpc.binding.port": str(self.port)}
+
+    def write_properties(self) -> Path:
+        """The engine's configuration as a Spark properties file readable by its owner only: a
+        metastore password never appears on a command line (``ps`` shows those to everyone)."""
+        self.settings.engine_dir.mkdir(parents=True, exist_ok=True)
+        text = "".join(f"{k} {v}\n" for k, v in sorted(self.properties().items()))
+        fd = os.open(self.properties_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(self.properties_file, 0o600)
+        return self.properties_file
+
     def command(self) -> list[str]:
-        cmd = [str(spark_home() / "sbin" / "start-connect-server.sh"),
-               "--master", self.settings.spark_master,
-               "--driver-memory", self.settings.engine_memory,
-               "--conf", f"spark.connect.grpc.binding.address={self.host}",
-               "--conf", f"spark.connect.grpc.binding.port={self.port}"]
-        for key, value in sorted(self.settings.engine_conf().items()):
-            cmd += ["--conf", f"{key}={value}"]
-        return cmd
+        return [str(spark_home() / "sbin" / "start-connect-server.sh"),
+                "--master", self.settings.spark_master,
+                "--driver-memory", self.settings.engine_memory,
+                "--properties-file", str(self.properties_file)]
+
+    def run_foreground(self) -> None:
+        """Replace this process with the server, in the foreground (a container's main process)."""
+        if self.host not in LOCAL_HOSTS:
+            raise ConfigError(f"SPARK_REMOTE={self.settings.spark_remote}: the engine binds a local address "
+                              "(0.0.0.0 in a container)")
+        self.write_properties()
+        cmd = self.command()
+        os.execve(cmd[0], [cmd[0], "--wait", *cmd[1:]], self.env())
 
     def pid(self) -> int | None:
         try:
@@ -133,6 +157,7 @@ class Engine:
         self.pid_file.unlink(missing_ok=True)  # stale: its process is gone
         log.info("starting the Spark engine (master %s, %s driver memory) at %s", self.settings.spark_master,
                  self.settings.engine_memory, self.settings.spark_remote)
+        self.write_properties()
         t0 = time.monotonic()
         proc = subprocess.run(self.command(), env=self.env(), capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
