@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,10 +99,33 @@ def build_report(current: pd.DataFrame, reference: pd.DataFrame | None, out_dir:
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     html, js = out_dir / HTML_NAME, out_dir / JSON_NAME
-    snapshot.save_html(str(html))
+    html.write_text(safe_html(snapshot.get_html_str(as_iframe=False)), encoding="utf-8")
     snapshot.save_json(str(js))
     count, share = _drifted(json.loads(js.read_text())) if has_reference else (None, None)
     return ReportSummary(html, js, len(current), len(reference) if has_reference else 0, count, share)
+
+
+_DATA_BLOCK = re.compile(r"<script>\n    var ([A-Za-z_][A-Za-z0-9_]*) = ")
+
+
+def safe_html(page: str) -> str:
+    """Evidently's page with its embedded data made inert: the report's data (category values,
+    column names, from the day's logs) is JSON inside an inline ``<script>``, written as
+    ``json.dumps`` gives it, so a value containing ``</script>`` would close the block and run
+    what follows when the report is opened. Inside that block every ``<`` is in a JSON string
+    (``<`` is no JSON token), and JSON strings hold no raw newline, so the block ends at the
+    first newline followed by ``</script>``; every ``<`` before it becomes ``\\u003c``, the same
+    character to JavaScript. Refuses (ValueError) a page whose data block it cannot find,
+    rather than writing it unescaped."""
+    blocks = list(_DATA_BLOCK.finditer(page))
+    if len(blocks) != 1:
+        raise ValueError(f"Evidently report: expected one embedded data block, found {len(blocks)}; "
+                         "the report is not written unescaped")
+    start = blocks[0].end()
+    end = page.find("\n</script>", start)
+    if end < 0:
+        raise ValueError("Evidently report: the embedded data block has no end; the report is not written")
+    return page[:start] + page[start:end].replace("<", "\\u003c") + page[end:]
 
 
 def binned_psi(payload: dict[str, Any]) -> dict[str, float]:

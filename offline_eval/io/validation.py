@@ -8,9 +8,10 @@ import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from offline_eval.config import DayConfig, Settings
-from offline_eval.contract import INPUT_TABLES
+from offline_eval.config import ConfigError, DayConfig, Settings
+from offline_eval.contract import INPUT_TABLES, PARTITION_COLUMN
 from offline_eval.errors import DataError
+from offline_eval.io.file_schema import Finding, check_partition
 from offline_eval.io.gx import Failure, TableValidation, validate_partition
 from offline_eval.io.gx import runner as gx_runner
 from offline_eval.io.paths import validation_file, write_json_atomic
@@ -61,6 +62,16 @@ def previous_rows(settings: Settings, tables: Tables, table: str, day: DayConfig
     return tables.read(table, day.ds_offset(-1), require=False).count()
 
 
+def file_findings(tables: Tables, table: str, ds: str) -> list[Finding]:
+    """The partition's files against the contract (io/file_schema.py), before Spark reads them
+    with the table's schema; nothing to check when the warehouse is not mounted here."""
+    try:
+        root = tables.location(table)
+    except ConfigError:
+        return []
+    return check_partition(INPUT_TABLES[table], root / f"{PARTITION_COLUMN}={ds}")
+
+
 # Tables are read and validated side by side: most of a suite's time is spent waiting for small
 # Spark jobs, which the engine's FAIR scheduler runs together.
 PARALLEL_TABLES = 4
@@ -78,6 +89,12 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
         t0 = time.monotonic()
         if not tables.has_partition(name, day.ds):
             result = _missing(name, day.ds, f"{settings.database}.{name}")
+        elif findings := file_findings(tables, name, day.ds):
+            result = TableValidation(
+                table=name, ds=day.ds, success=False, evaluated=len(findings),
+                failures=[Failure(f.check, f.column, None, f": observed {f.observed}, expected {f.expected}")
+                          for f in findings],
+                result={"success": False, "file_schema": [f.__dict__ for f in findings]})
         else:
             df = snapshot.create(name)
             rows[name] = df.count()  # the one read of the partition: it fills the cache

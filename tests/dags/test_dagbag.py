@@ -81,15 +81,13 @@ def test_the_connection_points_tasks_at_the_engine(monkeypatch):
 
 
 def test_weekly_baseline_builds_the_windows_ending_the_sunday_of_its_interval(dagbag, monkeypatch):
-    import pendulum
-
     from offline_eval.jobs import baselines
 
     calls = []
     monkeypatch.setattr(baselines, "run_windows", lambda end, windows, spark=None: calls.append((end, windows)))
     task = dagbag.dags["offline_eval_baseline_weekly"].get_task("build")
-    # the week [Mon 06-08, Mon 06-15) -> the windows ending Sunday 06-14
-    task.python_callable(spark=None, data_interval_end=pendulum.datetime(2026, 6, 15, tz="UTC"))
+    # the week [Mon 06-08, Mon 06-15), ds = its Monday -> the windows ending Sunday 06-14
+    task.python_callable(spark=None, ds="2026-06-08")
     assert calls == [("2026-06-14", (7, 28))]
     assert dagbag.dags["offline_eval_baseline_weekly"].timetable.expression == "0 0 * * 1"
 

@@ -3,6 +3,7 @@ expectation and count."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from pyspark.sql import functions as F
@@ -81,3 +82,79 @@ def test_row_count_bounds_follow_the_previous_day():
     assert row_count_bounds(None) == {"min_rows": 1, "max_rows": None}
     assert row_count_bounds(0) == {"min_rows": 1, "max_rows": None}
     assert row_count_bounds(1000) == {"min_rows": 200, "max_rows": 5000}
+
+
+# ---------------------------------------------------------------- upstream schema breaks
+# The day's impressions written again by a foreign writer (pyarrow), with one change each. Spark
+# would read a missing column as nulls and the GX suites on the DataFrame would pass.
+
+def _impressions_files(settings, spark, change) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tables = Tables(spark, settings)
+    root = tables.location("impressions")
+    good = pq.read_table(root / f"ds={GOOD_DS}")
+    good = good.drop_columns([c for c in good.column_names if c == "ds"])
+    target = root / f"ds={BAD_DS}"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    change(good, target, pa, pc, pq)
+    tables.register_partitions("impressions", [BAD_DS])
+
+
+def _drop(column):
+    return lambda t, d, pa, pc, pq: pq.write_table(t.drop_columns([column]), d / "part-0.parquet")
+
+
+def _rename(old, new):
+    return lambda t, d, pa, pc, pq: pq.write_table(
+        t.rename_columns([new if c == old else c for c in t.column_names]), d / "part-0.parquet")
+
+
+def _as_string(column):
+    def change(t, d, pa, pc, pq):
+        i = t.schema.get_field_index(column)
+        pq.write_table(t.set_column(i, column, pc.cast(t.column(column), pa.string())), d / "part-0.parquet")
+    return change
+
+
+def _two_schemas(t, d, pa, pc, pq):
+    half = t.num_rows // 2
+    pq.write_table(t.slice(0, half), d / "part-0.parquet")
+    i = t.schema.get_field_index("f_hour")
+    rest = t.slice(half)
+    pq.write_table(rest.set_column(i, "f_hour", pc.cast(rest.column("f_hour"), pa.int64())), d / "part-1.parquet")
+
+
+def _being_written(t, d, pa, pc, pq):
+    pq.write_table(t, d / "part-0.parquet")
+    (d / "_temporary" / "0").mkdir(parents=True)
+    (d / "_temporary" / "0" / "part-1.parquet").write_bytes(b"PAR1")
+
+
+FILE_CASES = [
+    (_drop("c_device"), "column_present on column c_device: observed missing from 1 of 1 file(s) (part-0.parquet): "
+                        "Spark would read it as all null, expected column c_device string in every file"),
+    (_rename("f_item_price", "item_price"), "column_present on column f_item_price: observed missing from 1 of 1"),
+    (_as_string("f_item_price"), "column_type on column f_item_price: observed type string, expected double (double)"),
+    (_two_schemas, "files_agree: observed 2 different schemas among 2 files (part-0.parquet vs part-1.parquet differ "
+                   "on f_hour int32, f_hour int64)"),
+    (_being_written, "partition_complete: observed a write in progress (_temporary)"),
+]
+
+
+@pytest.mark.parametrize("change, expected", FILE_CASES, ids=[c[1].split(":")[0] + ":" + c[1].split(" ")[2]
+                                                              for c in FILE_CASES])
+def test_upstream_schema_break_is_named(spark, settings, small_world, change, expected):
+    _impressions_files(settings, spark, change)
+    with pytest.raises(ValidationFailed) as err:
+        validate.run(DayConfig(ds=BAD_DS), settings, tables_to_check=("impressions",))
+    message = str(err.value)
+    assert f"table impressions, partition ds={BAD_DS}" in message
+    assert expected in message
+    saved = json.loads((validation_dir(settings, BAD_DS) / "validation.json").read_text())
+    assert saved["tables"]["impressions"]["success"] is False
+    checks = {f["check"] for f in saved["tables"]["impressions"]["result"]["file_schema"]}
+    assert expected.split(" ")[0].rstrip(":") in checks
