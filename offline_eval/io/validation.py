@@ -9,7 +9,8 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from offline_eval.config import ConfigError, DayConfig, Settings
-from offline_eval.contract import INPUT_TABLES, PARTITION_COLUMN
+from offline_eval.contract import (CATEGORICAL_FEATURE_PREFIX, INPUT_TABLES, NUMERIC_FEATURE_PREFIX,
+                                   PARTITION_COLUMN)
 from offline_eval.errors import DataError
 from offline_eval.io.file_schema import Finding, check_partition
 from offline_eval.io.gx import Failure, TableValidation, validate_partition
@@ -17,6 +18,7 @@ from offline_eval.io.gx import runner as gx_runner
 from offline_eval.io.paths import validation_file, write_json_atomic
 from offline_eval.io.snapshot import DaySnapshot
 from offline_eval.io.tables import Tables
+from offline_eval.metrics.inputs import feature_health
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,38 @@ ROW_COUNT_LOW, ROW_COUNT_HIGH = 0.2, 5.0
 
 class ValidationFailed(DataError):
     """One or more input partitions failed their expectation suite (or are missing)."""
+
+
+# A model feature whose null share jumps by more than this (absolute) against the previous day,
+# or that becomes (almost) all null, is a broken feed: the promotion day's surge of new users
+# (no order yet) moves the null share of f_user_avg_order_value from 0.58 to 0.70 in the demo.
+NULL_SHARE_JUMP, ALL_NULL = 0.5, 0.95
+
+
+def feature_findings(today: dict[str, dict], previous: dict[str, dict] | None) -> list[Finding]:
+    """Feature columns that went (almost) all null, or whose null share jumped, or that became
+    constant, against the previous day's health (stored in its validation result)."""
+    out = []
+    for column, now in sorted(today.items()):
+        before = (previous or {}).get(column)
+        if before is None:
+            continue
+        if now["null_share"] >= ALL_NULL and before["null_share"] < ALL_NULL or \
+                now["null_share"] - before["null_share"] > NULL_SHARE_JUMP:
+            out.append(Finding("null_share", column, f"{now['null_share']:.1%} nulls",
+                               f"about the previous day's {before['null_share']:.1%} (at most "
+                               f"+{NULL_SHARE_JUMP:.0%}, below {ALL_NULL:.0%})"))
+        elif now["distinct"] <= 1 < before["distinct"]:
+            out.append(Finding("not_constant", column, f"{now['distinct']} distinct value",
+                               f"several, as on the previous day ({before['distinct']})"))
+    return out
+
+
+def previous_health(settings: Settings, table: str, day: DayConfig) -> dict | None:
+    try:
+        return json.loads(validation_file(settings, day.ds_offset(-1)).read_text())["tables"][table].get("features")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def row_count_bounds(previous_rows: int | None) -> dict[str, int | None]:
@@ -84,6 +118,7 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
     snapshot = DaySnapshot(tables, day.ds)
     names = tables_to_check or tuple(INPUT_TABLES)
     rows: dict[str, int] = {}
+    health: dict[str, dict] = {}
 
     def one(name: str) -> TableValidation:
         t0 = time.monotonic()
@@ -100,6 +135,15 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
             rows[name] = df.count()  # the one read of the partition: it fills the cache
             bounds = row_count_bounds(previous_rows(settings, tables, name, day))
             result = validate_partition(name, day.ds, df, parameters=bounds)
+            features = [c for c in INPUT_TABLES[name].column_names
+                        if c.startswith((NUMERIC_FEATURE_PREFIX, CATEGORICAL_FEATURE_PREFIX))]
+            if features:
+                health[name] = feature_health(df, features)
+                if bad := feature_findings(health[name], previous_health(settings, name, day)):
+                    result.success = False
+                    result.evaluated += len(features)
+                    result.failures += [Failure(f.check, f.column, None, f": observed {f.observed}, expected "
+                                                f"{f.expected}") for f in bad]
         size = f"{rows[name]} rows" if name in rows else "no partition"
         log.info("%s ds=%s: %s (%s, %d expectations, %.1fs)", name, day.ds, "ok" if result.success else "FAILED",
                  size, result.evaluated, time.monotonic() - t0)
@@ -116,6 +160,7 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
             r.table: {
                 "success": r.success,
                 "rows": rows.get(r.table),
+                **({"features": health[r.table]} if r.table in health else {}),
                 "evaluated": r.evaluated,
                 "failures": [f.__dict__ for f in r.failures],
                 "result": r.result,

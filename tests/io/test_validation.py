@@ -158,3 +158,48 @@ def test_upstream_schema_break_is_named(spark, settings, small_world, change, ex
     assert saved["tables"]["impressions"]["success"] is False
     checks = {f["check"] for f in saved["tables"]["impressions"]["result"]["file_schema"]}
     assert expected.split(" ")[0].rstrip(":") in checks
+
+
+def test_feature_rules_against_the_previous_day():
+    from offline_eval.io.validation import feature_findings
+
+    before = {"c_device": {"null_share": 0.0, "distinct": 3}, "f_user_avg_order_value": {"null_share": 0.577,
+              "distinct": 900}, "f_hour": {"null_share": 0.0, "distinct": 24}}
+    # the demo's promotion day (2026-06-17 -> 06-18): new users have no order yet; nothing is flagged
+    assert feature_findings({**before, "f_user_avg_order_value": {"null_share": 0.695, "distinct": 700}}, before) == []
+    got = feature_findings({"c_device": {"null_share": 1.0, "distinct": 0},
+                            "f_user_avg_order_value": {"null_share": 0.96, "distinct": 50},
+                            "f_hour": {"null_share": 0.0, "distinct": 1}}, before)
+    assert [(f.check, f.column) for f in got] == [("null_share", "c_device"), ("not_constant", "f_hour"),
+                                                  ("null_share", "f_user_avg_order_value")]
+    assert got[0].observed == "100.0% nulls" and "previous day's 0.0%" in got[0].expected
+    assert feature_findings({"c_device": {"null_share": 1.0, "distinct": 0}}, None) == []  # no previous day
+
+
+def test_a_feature_that_went_all_null_stops_the_day(spark, settings, small_world):
+    """Day A: a copy of the good day (validated, its feature health stored); day B: the same
+    rows with c_device null everywhere, as an upstream writer that lost the field would write
+    them. Every GX suite passes on B; the feature rule does not."""
+    import pyarrow as pa
+
+    day_a, day_b = "2026-07-10", "2026-07-11"
+    tables = Tables(spark, settings)
+    root = tables.location("impressions")
+    import pyarrow.parquet as pq
+
+    good = pq.read_table(root / f"ds={GOOD_DS}")
+    good = good.drop_columns([c for c in good.column_names if c == "ds"])
+    i = good.schema.get_field_index("c_device")
+    for ds, t in ((day_a, good), (day_b, good.set_column(i, "c_device", pa.nulls(good.num_rows, pa.string())))):
+        target = root / f"ds={ds}"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        pq.write_table(t, target / "part-0.parquet")
+    tables.register_partitions("impressions", [day_a, day_b])
+    assert validate.run(DayConfig(ds=day_a), settings, tables_to_check=("impressions",))["success"]
+    with pytest.raises(ValidationFailed) as err:
+        validate.run(DayConfig(ds=day_b), settings, tables_to_check=("impressions",))
+    message = str(err.value)
+    assert f"table impressions, partition ds={day_b}" in message
+    assert "null_share on column c_device: observed 100.0% nulls, expected about the previous day's 0.0%" in message
+    assert "expectations failed" in message and message.count("  - ") == 1
