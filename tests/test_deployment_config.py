@@ -94,7 +94,9 @@ def test_the_engine_serves_other_containers_and_is_reached_back_by_its_executors
     assert conf["spark.hadoop.javax.jdo.option.ConnectionURL"] == "jdbc:postgresql://postgres:5432/metastore"
     assert conf["spark.hadoop.javax.jdo.option.ConnectionDriverName"] == "org.postgresql.Driver"
     assert conf["spark.hadoop.javax.jdo.option.ConnectionPassword"] == "<POSTGRES_PASSWORD>"
-    assert conf["spark.hadoop.datanucleus.schema.autoCreateAll"] == "true"
+    assert conf["spark.hadoop.datanucleus.schema.autoCreateTables"] == "true"
+    assert conf["spark.hadoop.datanucleus.schema.autoCreateConstraints"] == "false"  # no lazy FKs: they deadlock
+    assert "spark.hadoop.datanucleus.schema.autoCreateAll" not in conf  # it would imply them
     assert engine["environment"]["OFFLINE_EVAL_ENGINE_JARS"] == "/usr/share/java/postgresql.jar"
     assert conf["spark.pyspark.python"] == "/usr/local/bin/python"
     assert engine["command"] == "offline-eval engine start --foreground"
