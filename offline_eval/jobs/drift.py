@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from offline_eval.config import ConfigError, DayConfig, Settings
@@ -20,7 +20,7 @@ from offline_eval.contract import OUTPUT_TABLES
 from offline_eval.dates import DRIFT_REFERENCES, Window, reference_windows
 from offline_eval.errors import DataError
 from offline_eval.io import profiles as profile_store
-from offline_eval.io.files import read_table
+from offline_eval.io.files import prepare_output, read_table
 from offline_eval.io.paths import write_json_atomic
 from offline_eval.io.spark import get_spark
 from offline_eval.io.tables import Tables
@@ -177,12 +177,67 @@ def table_profile(df, numeric: Sequence[str], categorical: Sequence[str], name: 
     return Profile("table", name, (), numeric=nums, categorical=cats)
 
 
+def is_numeric(spark_type: str) -> bool:
+    return spark_type.split("(")[0] in _NUMERIC
+
+
+def align_types(ref_df, cur_df, reference: str, current: str, columns: Sequence[str] | None,
+                categorical: Sequence[str]):
+    """A column numeric in one table and text in the other: a DataError naming the file and a
+    value that is not a number, unless ``--categorical`` lists it. A CSV column without any
+    value is inferred as text: it is read as numeric (all missing, verdict "no data"), as the
+    same column of a Parquet file would be."""
+    from pyspark.sql import functions as F
+
+    ref_types, cur_types = dict(ref_df.dtypes), dict(cur_df.dtypes)
+    wanted = list(columns) if columns else [c for c in ref_types if c in cur_types]
+    for c in wanted:
+        if c not in ref_types or c not in cur_types or c in categorical:
+            continue
+        if is_numeric(ref_types[c]) == is_numeric(cur_types[c]):
+            continue
+        ref_num = is_numeric(ref_types[c])
+        text_df, text_path = (cur_df, current) if ref_num else (ref_df, reference)
+        num_path, num_type = (reference, ref_types[c]) if ref_num else (current, cur_types[c])
+        value = F.col(c).cast("string")
+        row = text_df.agg(F.count(F.col(c)).alias("values"),
+                          F.first(F.when(value.try_cast("double").isNull(), value), ignorenulls=True).alias("example")
+                          ).first()
+        if row["values"] == 0:
+            if ref_num:
+                cur_df = cur_df.withColumn(c, F.col(c).cast("double"))
+            else:
+                ref_df = ref_df.withColumn(c, F.col(c).cast("double"))
+            continue
+        found = f"non-numeric values (e.g. {row['example']!r})" if row["example"] is not None else \
+            f"type {(cur_types if ref_num else ref_types)[c]}"
+        raise DataError(f"{text_path}: column {c} has {found} but is numeric ({num_type}) in {num_path} "
+                        f"(check: same column types); pass --categorical {c} to compare it as categories")
+    return ref_df, cur_df
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities -> None, as in the --out file: the printed result is strict JSON too."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def run_files(reference: str, current: str, out: str | None, *, columns: Sequence[str] | None = None,
               categorical: Sequence[str] = (), settings: Settings | None = None) -> dict[str, Any]:
     """`offline-eval drift`: profile both tables (each column read once), compare the profiles."""
+    out_path = prepare_output(out, "--out")
     settings = settings or Settings.from_env()
     spark = get_spark(settings, tag="offline-eval-drift")
     ref_df, cur_df = read_table(spark, reference), read_table(spark, current)
+    for df, path in ((ref_df, reference), (cur_df, current)):
+        if df.isEmpty():
+            raise DataError(f"{path}: no data rows (check: non-empty input)")
+    ref_df, cur_df = align_types(ref_df, cur_df, reference, current, columns, categorical)
     numeric, cats = split_columns(dict(ref_df.dtypes), dict(cur_df.dtypes), columns, categorical,
                                   f"{reference} vs {current}")
     t0 = time.monotonic()
@@ -193,6 +248,6 @@ def run_files(reference: str, current: str, out: str | None, *, columns: Sequenc
               "seconds": {"reference_profile": round(t1 - t0, 3), "current_profile": round(time.monotonic() - t1, 3)}}
     drifted = [c["column"] for c in result["columns"] if c["verdict"] in ("minor", "severe")]
     log.info("drift %s vs %s: %d columns, drifted: %s", reference, current, len(result["columns"]), drifted or "none")
-    if out:
-        write_json_atomic(Path(out), result)
-    return result
+    if out_path:
+        write_json_atomic(out_path, result)
+    return _finite(result)

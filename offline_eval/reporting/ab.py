@@ -73,7 +73,7 @@ def to_markdown(readout: Mapping[str, Any], title: str = "A/B readout") -> str:
             f"[{_pct(r['rel_ci_low'])}, {_pct(r['rel_ci_high'])}] | {_p(r['p_value'])} | "
             f"{_p(r['p_value_adjusted'])} | {verdict(r)} |"
         )
-    lines += ["", "Methods: " + "; ".join(sorted({f"{r['metric']}: {r['method']}" for r in readout["metrics"]}))]
+    lines += ["", "Methods: " + "; ".join(sorted({f"{cell(r['metric'])}: {cell(r['method'])}" for r in readout["metrics"]}))]
     return "\n".join(lines) + "\n"
 
 
