@@ -108,7 +108,7 @@ def _grid_bucket_sql(x: str) -> str:
     """The bucket of offline_eval.stats.grid (b with B[b-1] < x <= B[b]) in SQL, from the logarithm."""
     from offline_eval.stats import grid
 
-    n, p0, j0 = len(grid._POSITIVE), grid._POSITIVE[0], grid._J_MIN
+    n, p0, j0 = len(grid._POSITIVE), float(grid._POSITIVE[0]), int(grid._J_MIN)
     lg = math.log(grid.GAMMA)
     return (f"CASE WHEN {x} > {p0!r} THEN {n} + least(ceil(ln({x}) / {lg!r})::BIGINT - ({j0}), {n}) "
             f"WHEN {x} >= -{p0!r} THEN {n} "
@@ -145,7 +145,7 @@ def step_duckdb(location: str) -> dict:
         bought AS (
             SELECT c.request_id, c.item_id, count(*) AS orders, sum(e.quantity * e.price) AS gmv
             FROM {files('orders', DAY)} e ASOF JOIN last_click c
-              ON e.user_id = c.user_id AND e.item_id = c.item_id AND c.click_ts <= e.event_ts
+              ON e.user_id = c.user_id AND e.item_id = c.item_id AND c.click_ts <= e.order_ts
             GROUP BY ALL),
         rows AS (
             SELECT i.model_version, i.variant, i.user_id,
