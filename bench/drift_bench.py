@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+from private_engine import private_engine  # noqa: E402
 from sections import replace_section  # noqa: E402
 NUMERIC = [f"f_num_{i:02d}" for i in range(20)]
 CATEGORICAL = [f"c_cat_{i}" for i in range(5)]
@@ -251,23 +252,10 @@ def main() -> int:
         print(json.dumps(fn(*args), default=float))
         return 0
 
-    from offline_eval.config import Settings
-    from offline_eval.io.engine import Engine
-
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    # The benchmark's own engine: its own state dir and port, whatever else runs here.
-    os.environ.update(OFFLINE_EVAL_HOME=str(work / "engine"), SPARK_REMOTE="sc://127.0.0.1:15078",
-                      OFFLINE_EVAL_ENGINE_MEMORY=a.engine_memory, OFFLINE_EVAL_SPARK_UI_PORT="0")
-    engine = Engine(Settings.from_env())
-    engine.stop()
-    t0 = time.monotonic()
-    engine.start()
-    engine_start = time.monotonic() - t0
-    try:
+    with private_engine(work / "engine", 15078, a.engine_memory) as engine_start:
         results = measure(a, work)
-    finally:
-        engine.stop()
     out = ROOT / "bench" / "results" / "drift.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"engine_start_s": engine_start, "rows": results}, indent=2, default=float) + "\n")

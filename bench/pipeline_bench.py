@@ -33,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+from private_engine import private_engine  # noqa: E402
 from sections import replace_section  # noqa: E402
 
 REF, DAY = "2026-06-17", "2026-06-18"  # the previous day and the evaluated one (the promotion starts)
@@ -262,22 +263,10 @@ def main() -> int:
         print(json.dumps(STEPS[a.step](*args), default=float))
         return 0
 
-    from offline_eval.config import Settings
-    from offline_eval.io.engine import Engine
-
-    # The benchmark's own engine: its own state dir and port, whatever else runs here.
-    home = ROOT / ".local" / "bench" / "pipeline"
-    os.environ.update(OFFLINE_EVAL_HOME=str(home), SPARK_REMOTE="sc://127.0.0.1:15077",
-                      OFFLINE_EVAL_ENGINE_MEMORY=a.engine_memory, OFFLINE_EVAL_SPARK_UI_PORT="0")
-    engine = Engine(Settings.from_env())
-    engine.stop()
-    t0 = time.monotonic()
-    engine.start()
-    engine_start = time.monotonic() - t0
-    print(f"engine up in {engine_start:.1f}s", flush=True)
-    results: dict = {"engine_start_s": round(engine_start, 2), "rows": {}, "repeats": a.repeats,
-                     "machine": f"{os.cpu_count()} cores", "engine_memory": a.engine_memory}
-    try:
+    with private_engine(ROOT / ".local" / "bench" / "pipeline", 15077, a.engine_memory) as engine_start:
+        print(f"engine up in {engine_start:.1f}s", flush=True)
+        results: dict = {"engine_start_s": round(engine_start, 2), "rows": {}, "repeats": a.repeats,
+                         "machine": f"{os.cpu_count()} cores", "engine_memory": a.engine_memory}
         for rows in [int(x) for x in a.rows.split(",")]:
             db = f"bench_pipeline_{rows}"
             prep = run_step("prepare", db, rows)
@@ -305,8 +294,6 @@ def main() -> int:
             }
             print(f"   {rows:,}: ours {o:.1f}s, duckdb {d:.1f}s, ratio {o / d:.2f}x, metrics differ by at most "
                   f"{m_gap:.1e} ({m_n} numbers), PSI by at most {p_gap:.1e} ({p_n})", flush=True)
-    finally:
-        engine.stop()
     out = ROOT / "bench" / "results" / "pipeline.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
