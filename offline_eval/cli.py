@@ -35,12 +35,10 @@ def cmd_generate(args: argparse.Namespace) -> object:
     from offline_eval.jobs import generate
 
     start = parse_ds(args.start)
-    scenario = Scenario(
-        start=args.start, days=args.days, impressions_per_day=args.impressions_per_day, seed=args.seed,
+    scenario = Scenario.sized(
+        args.base_users, args.base_items, start=args.start, days=args.days,
+        impressions_per_day=args.impressions_per_day, seed=args.seed,
         promo_day=(parse_ds(args.promo_date) - start).days, experiment_start=validate_ds(args.experiment_start),
-        base_users=args.base_users, base_items=args.base_items,
-        signups_per_day=max(1, args.base_users // 16), promo_signups_per_day=max(1, args.base_users // 5),
-        new_items_per_day=max(10, args.base_items * 3 // 200 // 10 * 10),
     )
     return generate.run(scenario, force=args.force)
 

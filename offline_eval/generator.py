@@ -74,6 +74,16 @@ class Scenario:
         if self.base_items % SLOTS_PER_REQUEST or self.new_items_per_day % SLOTS_PER_REQUEST:
             raise ConfigError("base_items and new_items_per_day must be multiples of 10")
 
+    @classmethod
+    def sized(cls, base_users: int, base_items: int, **kwargs: object) -> Scenario:
+        """A world of ``base_users`` and ``base_items`` with the demo's proportions: signups a
+        sixteenth of the users a day (a fifth during the promotion), new items 1.5% of the
+        catalogue a day in tens (at least 10). `offline-eval generate` and the tests size their
+        worlds with it."""
+        return cls(base_users=base_users, base_items=base_items, signups_per_day=max(1, base_users // 16),
+                   promo_signups_per_day=max(1, base_users // 5),
+                   new_items_per_day=max(10, base_items * 3 // 200 // 10 * 10), **kwargs)
+
     @property
     def start_date(self) -> dt.date:
         return dt.date.fromisoformat(self.start)

@@ -79,3 +79,12 @@ def test_no_experiment_before_its_start():
     assert got == {("2026-06-09", None, "control"),
                    ("2026-06-10", sc.experiment_id, "control"), ("2026-06-10", sc.experiment_id, "treatment"),
                    ("2026-06-11", sc.experiment_id, "control"), ("2026-06-11", sc.experiment_id, "treatment")}
+
+
+def test_sized_worlds_keep_the_demos_proportions():
+    from offline_eval.generator import Scenario
+
+    # the demo's own world (the dataclass defaults, docs/demo_scenario.md) is its 40k x 20k size
+    assert Scenario.sized(40_000, 20_000) == Scenario()
+    small = Scenario.sized(2_000, 1_000)  # the tests' world: 2000 // 16, 2000 // 5, at least 10 items
+    assert (small.signups_per_day, small.promo_signups_per_day, small.new_items_per_day) == (125, 400, 10)

@@ -34,9 +34,8 @@ def world(spark, settings):
 
     s = dataclasses.replace(settings, database="offline_eval_regression",
                             reports_dir=settings.reports_dir / "regression")
-    generate.run(Scenario(start="2026-06-01", days=18, impressions_per_day=6000, base_users=2000, base_items=1000,
-                          signups_per_day=125, promo_signups_per_day=400, new_items_per_day=10, promo_day=17,
-                          experiment_start="2026-06-08"), s)
+    generate.run(Scenario.sized(2000, 1000, start="2026-06-01", days=18, impressions_per_day=6000, promo_day=17,
+                                experiment_start="2026-06-08"), s)
     day = DayConfig(ds=DS)
     validate.run(day, s)
     compute.run(day, s)

@@ -111,9 +111,9 @@ def test_metrics_and_drift_equal_local_mode_on_the_same_tables(stack, spark, set
 
     local = dataclasses.replace(settings, database="offline_eval_cluster_ref",
                                 reports_dir=settings.reports_dir / "cluster_ref")
-    generate.run(Scenario(start="2026-06-17", days=2, impressions_per_day=6000, base_users=2000, base_items=1000,
-                          signups_per_day=125, promo_signups_per_day=400, new_items_per_day=10, promo_day=1,
-                          experiment_start="2026-06-08"), local)
+    # the world of GENERATE, as `offline-eval generate` sizes it
+    generate.run(Scenario.sized(2000, 1000, start="2026-06-17", days=2, impressions_per_day=6000, promo_day=1,
+                                experiment_start="2026-06-08"), local)
     day = DayConfig(ds=DS)
     for job in (validate, compute, baselines, drift):
         job.run(day, local)
