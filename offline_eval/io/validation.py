@@ -56,11 +56,14 @@ def feature_findings(today: dict[str, dict], previous: dict[str, dict] | None) -
     return out
 
 
-def previous_health(settings: Settings, table: str, day: DayConfig) -> dict | None:
+def previous_result(settings: Settings, day: DayConfig) -> dict:
+    """{table: its entry} of the previous day's validation result, read once per day ({} when
+    that day has none or it cannot be read)."""
     try:
-        return json.loads(validation_file(settings, day.ds_offset(-1)).read_text())["tables"][table].get("features")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+        tables = json.loads(validation_file(settings, day.ds_offset(-1)).read_text())["tables"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return tables if isinstance(tables, dict) else {}
 
 
 def row_count_bounds(previous_rows: int | None) -> dict[str, int | None]:
@@ -83,16 +86,12 @@ def _missing(table: str, ds: str, qualified: str) -> TableValidation:
     )
 
 
-def previous_rows(settings: Settings, tables: Tables, table: str, day: DayConfig) -> int:
+def previous_rows(tables: Tables, table: str, day: DayConfig, previous: dict) -> int:
     """Rows of the previous day's partition: from its validation result when it has one (no
     Spark job), else counted."""
-    path = validation_file(settings, day.ds_offset(-1))
-    try:
-        rows = json.loads(path.read_text())["tables"][table].get("rows")
-        if isinstance(rows, int):
-            return rows
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    rows = (previous.get(table) or {}).get("rows")
+    if isinstance(rows, int):
+        return rows
     return tables.read(table, day.ds_offset(-1), require=False).count()
 
 
@@ -119,6 +118,7 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
     names = tables_to_check or tuple(INPUT_TABLES)
     rows: dict[str, int] = {}
     health: dict[str, dict] = {}
+    previous = previous_result(settings, day)
 
     def one(name: str) -> TableValidation:
         t0 = time.monotonic()
@@ -133,13 +133,13 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
         else:
             df = snapshot.create(name)
             rows[name] = df.count()  # the one read of the partition: it fills the cache
-            bounds = row_count_bounds(previous_rows(settings, tables, name, day))
+            bounds = row_count_bounds(previous_rows(tables, name, day, previous))
             result = validate_partition(name, day.ds, df, parameters=bounds)
             features = [c for c in INPUT_TABLES[name].column_names
                         if c.startswith((NUMERIC_FEATURE_PREFIX, CATEGORICAL_FEATURE_PREFIX))]
             if features:
                 health[name] = feature_health(df, features)
-                if bad := feature_findings(health[name], previous_health(settings, name, day)):
+                if bad := feature_findings(health[name], (previous.get(name) or {}).get("features")):
                     result.success = False
                     result.evaluated += len(features)
                     result.failures += [Failure(f.check, f.column, None, f": observed {f.observed}, expected "
