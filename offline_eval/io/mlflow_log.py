@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
+from offline_eval import failpoints
 from offline_eval.config import Settings, validate_ds, validate_identifier
 
 if TYPE_CHECKING:
@@ -138,6 +139,7 @@ def log_day(
     for i in range(0, max(len(new), 1), 900):  # MLflow caps a batch at 1000 entries
         c.log_batch(run_id, metrics=new[i : i + 900], params=new_params if i == 0 else [],
                     tags=[RunTag(k, str(v)) for k, v in tags.items()] if i == 0 else [])
+    failpoints.reach("publish.mlflow_half_logged")
     for artifact_path, local in artifacts.items():
         if local.is_dir():
             c.log_artifacts(run_id, str(local), artifact_path)

@@ -57,11 +57,6 @@ def failed_validation_days(settings: Settings, dates: list[str]) -> dict[str, Pa
     return failed
 
 
-def staging_dir(settings: Settings, ds: str) -> Path:
-    """Hand-off from compute to publish: aggregates and bounded samples of one day, all models."""
-    return settings.staging_dir / validate_ds(ds)
-
-
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a file so that readers see the old file or the new one, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,9 +91,12 @@ def replace_dir(target: Path, fill: Any) -> None:
     """Build a directory next to ``target`` with ``fill(tmp_dir)``, then swap it in.
 
     A rerun replaces the previous output as a whole (no stale files), and a crash midway
-    leaves the previous output untouched.
+    leaves the previous output untouched; the hidden folders such a crash left next to it are
+    removed by the next run (one writer per target: a day's publish task).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     os.chmod(tmp, 0o755)
     try:

@@ -7,6 +7,7 @@ import json
 from collections import defaultdict
 from typing import TYPE_CHECKING, Iterable
 
+from offline_eval import failpoints
 from offline_eval.io import profiles as profile_store
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ def write_day(tables: Tables, result: DayResult, *, metrics: bool = True) -> dic
     written = {}
     if metrics:
         written["metrics_daily"] = tables.write_rows(result.metrics, "metrics_daily", ds=result.ds)
+        failpoints.reach("results.between_writes")
     written["profiles_daily"] = profile_store.write_day(tables, result.profiles.values(), result.ds)
     tables.overwrite(result.sample.withColumn("ds", F.lit(result.ds)), "samples_daily", expected_ds=[result.ds],
                      check=False)

@@ -4,6 +4,7 @@ All table names and ds values are validated before they are interpolated into SQ
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -18,6 +19,8 @@ from offline_eval.errors import DataError
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
 
 ALL_TABLES: dict[str, TableSpec] = {**INPUT_TABLES, **OUTPUT_TABLES}
 
@@ -68,12 +71,14 @@ class Tables:
 
     def ensure(self, specs: Iterable[TableSpec] | None = None) -> None:
         """Create the database and tables if missing (Parquet, partitioned by ds); refuse a
-        table whose columns are not the contract's (a state dir from an older release)."""
+        table whose columns are not the contract's (a state dir from an older release); clear
+        what a killed engine left in the existing ones (``clean_debris``)."""
+        specs = list(specs if specs is not None else ALL_TABLES.values())
         existing = {t.name for t in self.spark.catalog.listTables(self.database)} if self._has_database() else None
         if existing is None:
             self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
             existing = set()
-        for spec in specs if specs is not None else ALL_TABLES.values():
+        for spec in specs:
             if spec.name in existing:
                 self._check_columns(spec)
                 continue
@@ -81,6 +86,37 @@ class Tables:
                 f"CREATE TABLE IF NOT EXISTS {self.qualified(spec.name)} ({spec.ddl_columns()}) "
                 f"USING parquet PARTITIONED BY ({', '.join(f'`{c}`' for c in spec.partition_names)})"
             )
+        if existing:
+            self.clean_debris(s for s in specs if s.name in existing)
+
+    def clean_debris(self, specs: Iterable[TableSpec]) -> list[Path]:
+        """Remove the ``.spark-staging-*`` folders that a write killed together with its engine
+        left inside these tables' folders, and return them. A folder older than the running
+        engine cannot belong to a live write (every job of this engine started after it did),
+        so writes of other days running now are never touched. Readers never saw the debris
+        (they read the partitions the metastore lists, and skip hidden names); this keeps
+        the warehouse from filling up. Tables outside this machine's file system are left
+        to their store's own lifecycle rules."""
+        try:
+            started = int(self.spark.conf.get("spark.app.startTime")) / 1000.0
+        except Exception:  # noqa: BLE001 - a remote engine that hides its start: nothing is safe to remove
+            return []
+        removed = []
+        for spec in specs:
+            try:
+                root = self.location(spec.name)
+            except ConfigError:
+                continue
+            for path in root.glob(".spark-staging-*") if root.is_dir() else ():
+                try:
+                    if path.stat().st_mtime < started:
+                        shutil.rmtree(path)
+                        removed.append(path)
+                except FileNotFoundError:
+                    continue
+        for path in removed:
+            log.warning("removed %s, left by a write that was killed with its engine", path)
+        return removed
 
     def _has_database(self) -> bool:
         return self.spark.catalog.databaseExists(self.database)
@@ -185,6 +221,8 @@ class Tables:
         afterwards."""
         ds = validate_ds(ds)
         root = self.location(table)
+        for stale in root.glob(f".{PARTITION_COLUMN}={ds}.*"):  # left by a killed load of this day
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = root / f".{PARTITION_COLUMN}={ds}.{uuid.uuid4().hex}.tmp"
         tmp.mkdir(parents=True)
         out = PartitionFile(tmp / "part-00000.snappy.parquet")

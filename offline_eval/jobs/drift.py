@@ -15,6 +15,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, Sequence
 
+from offline_eval import failpoints
 from offline_eval.config import ConfigError, DayConfig, Settings
 from offline_eval.contract import OUTPUT_TABLES
 from offline_eval.dates import DRIFT_REFERENCES, Window, reference_windows
@@ -140,6 +141,7 @@ def run(day: DayConfig, settings: Settings | None = None, spark: SparkSession | 
     concept = concept_rows(current, refs)
     alerts = alert_rows(current, refs, day.ds)
     tables.write_rows(rows, "drift_daily", ds=day.ds)
+    failpoints.reach("drift.between_writes")
     tables.write_rows(concept, "concept_drift_daily", ds=day.ds)
     tables.write_rows(alerts, "alerts_daily", ds=day.ds)
     for note in notes:

@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from offline_eval import __version__
+from offline_eval import __version__, failpoints
 from offline_eval.config import DayConfig, Settings, project_root
 from offline_eval.dates import DRIFT_REFERENCES
 from offline_eval.io import mlflow_log
@@ -134,6 +134,7 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
         def fill(tmp: Path) -> None:
             summary["report"] = build_report(
                 current, reference, tmp, title=f"{name} {version} {day.ds} vs {reference_ds}", psi_edges=psi_edges)
+            failpoints.reach("publish.report_half_written")
             write_json_atomic(tmp / "metrics.json", version_rows)
             write_json_atomic(tmp / "drift.json", {"drift": drift_rows, "concept_drift": concept_rows, "notes": notes})
             write_json_atomic(tmp / "alerts.json", alert_rows)
