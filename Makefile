@@ -11,6 +11,7 @@ END    ?= 2026-06-21
 DAYS   ?= 14
 IMPRESSIONS_PER_DAY ?= 300000
 REPROCESS ?= completed
+FORCE  ?= 0
 MLFLOW_PORT ?= 5000
 PYTEST_ARGS ?=
 SEEDS  ?= 40
@@ -27,7 +28,7 @@ help:
 	@echo "make test        install test dependencies and run the test suite"
 	@echo "make bench       drift benchmark (Spark vs DuckDB vs Evidently, 1M and 10M rows) -> docs/benchmarks.md"
 	@echo "make ab-coverage A/B readout interval coverage over $(SEEDS) seeds of the demo scenario -> bench/ab_coverage.json"
-	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=none|failed|completed]"
+	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=none|failed|completed] [FORCE=1: close an open backfill]"
 	@echo "make mlflow-ui   serve the MLflow UI of the local tracking database on port $(MLFLOW_PORT)"
 	@echo "make summary START=... END=...   print the daily summary from the result tables"
 	@echo "make engine-up   start the Spark engine (a Spark Connect server on $$SPARK_REMOTE); engine-down stops it"
@@ -63,7 +64,7 @@ demo: $(STAMP)
 
 backfill: $(STAMP)
 	@[ -n "$(START)" ] && [ -n "$(END)" ] || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD"; exit 2; }
-	@$(ENV) bash scripts/backfill.sh "$(START)" "$(END)" "$(REPROCESS)"
+	@$(ENV) FORCE=$(FORCE) bash scripts/backfill.sh "$(START)" "$(END)" "$(REPROCESS)"
 
 summary: engine-up
 	@$(ENV) offline-eval summary --start $(START) --end $(END)

@@ -17,13 +17,18 @@ log = logging.getLogger("offline_eval")
 
 
 def _setup_logging(verbose: bool) -> None:
+    """The console shows the pipeline's own progress (INFO) and the libraries' warnings and errors;
+    their INFO chatter and Python warnings (deprecations, pyspark's UserWarnings) only with -v."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("py4j", "great_expectations", "urllib3", "alembic", "mlflow.store"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("offline_eval").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    for noisy in ("py4j", "urllib3", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _day(args: argparse.Namespace) -> DayConfig:
@@ -117,10 +122,12 @@ def cmd_summary(args: argparse.Namespace) -> object:
     from offline_eval.io.tables import Tables
     from offline_eval.summary import daily_summary
 
+    model, start, end = validate_identifier(args.model, "model name"), validate_ds(args.start), validate_ds(args.end)
+    if start > end:
+        raise ConfigError(f"--start {start} is after --end {end}")
     settings = Settings.from_env()
     tables = Tables(get_spark(settings, tag="offline-eval-summary"), settings)
-    print(daily_summary(tables, validate_identifier(args.model, "model name"), validate_ds(args.start),
-                        validate_ds(args.end)))
+    print(daily_summary(tables, model, start, end))
     return None
 
 

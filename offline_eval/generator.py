@@ -71,6 +71,8 @@ class Scenario:
             validate_identifier(getattr(self, name), name)
         if self.days < 1 or self.impressions_per_day < SLOTS_PER_REQUEST:
             raise ConfigError("days must be >= 1 and impressions_per_day >= 10")
+        if self.base_users < 1 or self.signups_per_day < 1 or self.promo_signups_per_day < 1:
+            raise ConfigError("base_users, signups_per_day and promo_signups_per_day must be >= 1")
         if self.base_items % SLOTS_PER_REQUEST or self.new_items_per_day % SLOTS_PER_REQUEST:
             raise ConfigError("base_items and new_items_per_day must be multiples of 10")
 

@@ -35,14 +35,15 @@ PY
 }
 
 airflow_stop() {
-  # By the process groups this script started (setsid), never by name.
+  # By the sessions this script started (setsid), never by name: a session holds the component
+  # and every task process it started, including those that made their own process group.
   local c pid i
   for c in dag-processor scheduler api-server; do
     [ -f "$AIRFLOW_PIDS/$c.pid" ] || continue
     pid=$(cat "$AIRFLOW_PIDS/$c.pid")
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 20); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
+    pkill -TERM -s "$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 20); do pgrep -s "$pid" >/dev/null 2>&1 || break; sleep 0.5; done
+    pkill -KILL -s "$pid" 2>/dev/null || true
     rm -f "$AIRFLOW_PIDS/$c.pid"
   done
   echo "-> stopped the Airflow components"

@@ -14,10 +14,14 @@ DAG_ID="offline_eval_daily"
 
 offline-eval engine start
 [ "${AIRFLOW_READY:-}" = 1 ] || airflow_init  # make demo has done it beside the data set-up
-# With no scheduler running, a backfill still open was interrupted (Ctrl-C in make demo): close it.
-if ! { [ -f "$AIRFLOW_PIDS/scheduler.pid" ] && kill -0 "$(cat "$AIRFLOW_PIDS/scheduler.pid")" 2>/dev/null; }; then
+close_unfinished() {
   python "$(dirname "$0")/backfills.py" close-unfinished --dag-id "$DAG_ID"
   [ -z "${AB_READOUT_DAY:-}" ] || python "$(dirname "$0")/backfills.py" close-unfinished --dag-id offline_eval_ab_readout
+}
+# With no scheduler running, a backfill still open was interrupted (a killed terminal): close it.
+# FORCE=1 closes it even when a scheduler runs (a backfill you want to replace).
+if [ "${FORCE:-0}" = 1 ] || ! { [ -f "$AIRFLOW_PIDS/scheduler.pid" ] && kill -0 "$(cat "$AIRFLOW_PIDS/scheduler.pid")" 2>/dev/null; }; then
+  close_unfinished
 fi
 # Create the backfill before the scheduler starts: SQLite takes one writer at a time.
 echo "-> airflow backfill create --dag-id $DAG_ID --from-date $START --to-date $END --reprocess-behavior $REPROCESS"
@@ -34,7 +38,12 @@ if [ -n "${AB_READOUT_DAY:-}" ]; then
 fi
 # Runs of a paused DAG stay queued: unpause for the backfill, pause again afterwards.
 airflow dags unpause "$DAG_ID" > /dev/null
-trap airflow_stop EXIT
+# Ctrl-C (or a TERM, or a closed terminal) stops the components this script started and closes its own backfill, so
+# the next `make backfill` starts at once.
+INTERRUPTED=0
+on_exit() { airflow_stop; [ "$INTERRUPTED" = 0 ] || { echo "-> interrupted: closing the backfill"; close_unfinished; }; }
+trap on_exit EXIT
+trap 'INTERRUPTED=1; exit 130' INT TERM HUP
 airflow_start
 status=0
 python "$(dirname "$0")/backfills.py" wait --dag-id "$DAG_ID" --start "$START" --end "$END" --timeout "${BACKFILL_TIMEOUT:-5400}" || status=$?

@@ -52,7 +52,7 @@ def close_unfinished(dag_id: str) -> int:
     interrupted), failing their queued and running runs."""
     from airflow.models.backfill import Backfill, BackfillDagRun
     from airflow.models.dagrun import DagRun
-    from airflow.utils import timezone
+    from airflow.sdk import timezone
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState
     from sqlalchemy import select, update

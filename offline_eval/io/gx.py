@@ -71,6 +71,9 @@ class _Runner:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        # GX pins this module's logger to INFO at import ("Created temporary directory ... for
+        # ephemeral docs site" on every run); let it follow its parents' level like the rest.
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.NOTSET)
         self._gx = gx
         self.context = gx.get_context(mode="ephemeral")
         # Task logs are read by people: no tqdm bars per metric.

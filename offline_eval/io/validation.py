@@ -8,6 +8,8 @@ import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
 from offline_eval.config import ConfigError, DayConfig, Settings
 from offline_eval.contract import (CATEGORICAL_FEATURE_PREFIX, INPUT_TABLES, NUMERIC_FEATURE_PREFIX,
                                    PARTITION_COLUMN)
@@ -22,9 +24,11 @@ from offline_eval.metrics.inputs import feature_health
 
 log = logging.getLogger(__name__)
 
-# Row-count bounds relative to the previous day's partition: a 5x jump or an 80% drop is
-# a broken feed, not a promotion.
+# Row-count bounds relative to the trailing range of the last validated days (at most a week,
+# so the weekly cycle is inside it): 5x above its highest day or an 80% drop below its lowest
+# is a broken feed, not a promotion.
 ROW_COUNT_LOW, ROW_COUNT_HIGH = 0.2, 5.0
+ROW_COUNT_TRAILING_DAYS = 7
 
 
 class ValidationFailed(DataError):
@@ -35,6 +39,10 @@ class ValidationFailed(DataError):
 # or that becomes (almost) all null, is a broken feed: the promotion day's surge of new users
 # (no order yet) moves the null share of f_user_avg_order_value from 0.58 to 0.70 in the demo.
 NULL_SHARE_JUMP, ALL_NULL = 0.5, 0.95
+# A category that holds at least half of the rows and gained more than 30 points of share in a
+# day is a new dominant value (a default written by a broken upstream join, "unknown" devices):
+# the demo's promotion lifts promo_ad traffic from 9% to 39%, which is not flagged.
+DOMINANT_SHARE, DOMINANT_JUMP = 0.5, 0.3
 
 
 def feature_findings(today: dict[str, dict], previous: dict[str, dict] | None) -> list[Finding]:
@@ -53,6 +61,13 @@ def feature_findings(today: dict[str, dict], previous: dict[str, dict] | None) -
         elif now["distinct"] <= 1 < before["distinct"]:
             out.append(Finding("not_constant", column, f"{now['distinct']} distinct value",
                                f"several, as on the previous day ({before['distinct']})"))
+        elif (top := now.get("top")) and isinstance(before.get("top"), list):
+            value, share = top[0]
+            was = dict((v, s) for v, s in before["top"]).get(value, 0.0)
+            if share >= DOMINANT_SHARE and share - was > DOMINANT_JUMP:
+                out.append(Finding("dominant_value", column, f"{value!r} in {share:.1%} of rows",
+                                   f"no new dominant value ({value!r} had {was:.1%} the previous day; at most "
+                                   f"+{DOMINANT_JUMP:.0%} for a value above {DOMINANT_SHARE:.0%})"))
     return out
 
 
@@ -66,12 +81,29 @@ def previous_result(settings: Settings, day: DayConfig) -> dict:
     return tables if isinstance(tables, dict) else {}
 
 
-def row_count_bounds(previous_rows: int | None) -> dict[str, int | None]:
-    if not previous_rows:
+def trailing_rows(settings: Settings, day: DayConfig) -> dict[str, list[int]]:
+    """{table: row counts of the partitions that passed validation on the last
+    ``ROW_COUNT_TRAILING_DAYS`` days}, from their validation results (no Spark job)."""
+    out: dict[str, list[int]] = {}
+    for back in range(1, ROW_COUNT_TRAILING_DAYS + 1):
+        try:
+            tables = json.loads(validation_file(settings, day.ds_offset(-back)).read_text())["tables"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for table, entry in tables.items() if isinstance(tables, dict) else ():
+            if isinstance(entry, dict) and entry.get("success") is True and isinstance(entry.get("rows"), int):
+                out.setdefault(table, []).append(entry["rows"])
+    return out
+
+
+def row_count_bounds(trailing: Sequence[int] | int | None) -> dict[str, int | None]:
+    """The row-count expectation's bounds from the trailing days' counts (or one previous count)."""
+    counts = [c for c in ([trailing] if isinstance(trailing, int) else trailing or []) if c]
+    if not counts:
         return {"min_rows": 1, "max_rows": None}
     return {
-        "min_rows": max(1, math.floor(previous_rows * ROW_COUNT_LOW)),
-        "max_rows": math.ceil(previous_rows * ROW_COUNT_HIGH),
+        "min_rows": max(1, math.floor(min(counts) * ROW_COUNT_LOW)),
+        "max_rows": math.ceil(max(counts) * ROW_COUNT_HIGH),
     }
 
 
@@ -86,13 +118,10 @@ def _missing(table: str, ds: str, qualified: str) -> TableValidation:
     )
 
 
-def previous_rows(tables: Tables, table: str, day: DayConfig, previous: dict) -> int:
-    """Rows of the previous day's partition: from its validation result when it has one (no
-    Spark job), else counted."""
-    rows = (previous.get(table) or {}).get("rows")
-    if isinstance(rows, int):
-        return rows
-    return tables.read(table, day.ds_offset(-1), require=False).count()
+def reference_rows(tables: Tables, table: str, day: DayConfig, trailing: dict[str, list[int]]) -> list[int]:
+    """Row counts the day's count is held against: the trailing validated days' (no Spark job),
+    else the previous day's partition counted (history loaded before the pipeline ran)."""
+    return trailing.get(table) or [tables.read(table, day.ds_offset(-1), require=False).count()]
 
 
 def file_findings(tables: Tables, table: str, ds: str) -> list[Finding]:
@@ -119,6 +148,7 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
     rows: dict[str, int] = {}
     health: dict[str, dict] = {}
     previous = previous_result(settings, day)
+    trailing = trailing_rows(settings, day)
 
     def one(name: str) -> TableValidation:
         t0 = time.monotonic()
@@ -133,7 +163,7 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
         else:
             df = snapshot.create(name)
             rows[name] = df.count()  # the one read of the partition: it fills the cache
-            bounds = row_count_bounds(previous_rows(tables, name, day, previous))
+            bounds = row_count_bounds(reference_rows(tables, name, day, trailing))
             result = validate_partition(name, day.ds, df, parameters=bounds)
             features = [c for c in INPUT_TABLES[name].column_names
                         if c.startswith((NUMERIC_FEATURE_PREFIX, CATEGORICAL_FEATURE_PREFIX))]

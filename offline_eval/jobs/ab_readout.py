@@ -136,9 +136,16 @@ def run(end: str, settings: Settings | None = None, *, experiment: str | None = 
     """Read out ``experiment`` (or every experiment running on ``end``) over its window."""
     settings = settings or Settings.from_env()
     end = validate_ds(end)
+    experiment = validate_identifier(experiment, "experiment id") if experiment else None
+    if start is not None and validate_ds(start) > end:
+        raise ConfigError(f"--start {start} is after the last day of the window {end}")
+    if not 0 <= pre_days <= 366:
+        raise ConfigError(f"--pre-days {pre_days}: 0..366 days before the experiment")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"--alpha {alpha}: a significance level strictly between 0 and 1")
     spark = spark or get_spark(settings, tag=f"offline-eval-ab-readout-{end}")
     tables = Tables(spark, settings)
-    experiments = [validate_identifier(experiment, "experiment id")] if experiment else running_experiments(tables, end)
+    experiments = [experiment] if experiment else running_experiments(tables, end)
     if not experiments:
         log.info("no experiment running on %s: nothing to read out", end)
     out = {}

@@ -78,10 +78,28 @@ def test_missing_partition_is_named(settings, small_world):
     assert "no partition ds=2026-08-01 in offline_eval_test.clicks" in str(err.value)
 
 
-def test_row_count_bounds_follow_the_previous_day():
+def test_row_count_bounds_follow_the_trailing_range():
     assert row_count_bounds(None) == {"min_rows": 1, "max_rows": None}
     assert row_count_bounds(0) == {"min_rows": 1, "max_rows": None}
     assert row_count_bounds(1000) == {"min_rows": 200, "max_rows": 5000}
+    # a week with a weekend dip: 0.2 x its lowest day, 5 x its highest
+    assert row_count_bounds([1000, 1200, 700, 650, 1100, 1000, 990]) == {"min_rows": 130, "max_rows": 6000}
+
+
+def test_trailing_rows_come_from_the_passed_validations_of_the_last_week(tmp_path):
+    from offline_eval.config import Settings
+    from offline_eval.io.paths import validation_file, write_json_atomic
+    from offline_eval.io.validation import trailing_rows
+
+    s = Settings(home=tmp_path / "home", reports_dir=tmp_path / "reports")
+    day = DayConfig(ds="2026-06-20")
+    entries = {"2026-06-19": (True, 900), "2026-06-18": (False, 10), "2026-06-16": (True, 1100),
+               "2026-06-13": (True, 950), "2026-06-12": (True, 5)}  # 06-12 is 8 days back: outside
+    for ds, (ok, rows) in entries.items():
+        write_json_atomic(validation_file(s, ds), {"tables": {"impressions": {"success": ok, "rows": rows}}})
+    validation_file(s, "2026-06-17").parent.mkdir(parents=True)
+    validation_file(s, "2026-06-17").write_text("{not json")
+    assert trailing_rows(s, day) == {"impressions": [900, 1100, 950]}
 
 
 # ---------------------------------------------------------------- upstream schema breaks
@@ -176,6 +194,30 @@ def test_feature_rules_against_the_previous_day():
     assert feature_findings({"c_device": {"null_share": 1.0, "distinct": 0}}, None) == []  # no previous day
 
 
+def test_a_new_dominant_category_is_flagged():
+    from offline_eval.io.validation import feature_findings
+
+    before = {"c_device": {"null_share": 0.0, "distinct": 3, "top": [["mobile", 0.6], ["desktop", 0.3],
+                                                                      ["tablet", 0.1]]},
+              "c_traffic_source": {"null_share": 0.0, "distinct": 4, "top": [["organic", 0.5], ["search", 0.2],
+                                                                             ["email", 0.11], ["promo_ad", 0.09]]}}
+    # the demo's promotion: promo_ad 9% -> 39%, and mobile keeping its majority, pass
+    today = {"c_device": {"null_share": 0.0, "distinct": 3, "top": [["mobile", 0.62], ["desktop", 0.28],
+                                                                     ["tablet", 0.1]]},
+             "c_traffic_source": {"null_share": 0.0, "distinct": 4, "top": [["promo_ad", 0.39], ["organic", 0.3],
+                                                                            ["search", 0.2], ["email", 0.11]]}}
+    assert feature_findings(today, before) == []
+    # a default value taking over: 'unknown' (unseen the day before) in 72% of rows
+    today["c_device"]["top"] = [["unknown", 0.72], ["mobile", 0.2], ["desktop", 0.08]]
+    # and a value that was 20% jumping to 55% (+35 points)
+    today["c_traffic_source"]["top"] = [["search", 0.55], ["organic", 0.3], ["promo_ad", 0.15]]
+    got = feature_findings(today, before)
+    assert [(f.check, f.column, f.observed) for f in got] == [
+        ("dominant_value", "c_device", "'unknown' in 72.0% of rows"),
+        ("dominant_value", "c_traffic_source", "'search' in 55.0% of rows")]
+    assert "'unknown' had 0.0% the previous day" in got[0].expected
+
+
 def test_a_feature_that_went_all_null_stops_the_day(spark, settings, small_world):
     """Day A: a copy of the good day (validated, its feature health stored); day B: the same
     rows with c_device null everywhere, as an upstream writer that lost the field would write
@@ -203,3 +245,40 @@ def test_a_feature_that_went_all_null_stops_the_day(spark, settings, small_world
     assert f"table impressions, partition ds={day_b}" in message
     assert "null_share on column c_device: observed 100.0% nulls, expected about the previous day's 0.0%" in message
     assert "expectations failed" in message and message.count("  - ") == 1
+
+
+def test_a_new_dominant_value_stops_the_day(spark, settings, small_world):
+    """Day A: a copy of the good day; day B: the same rows with c_device 'unknown' on 80% of them
+    (a broken upstream join that writes its default). GX passes; the dominant-value rule does
+    not, and the stored health holds the shares of both days."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    day_a, day_b = "2026-07-20", "2026-07-21"
+    tables = Tables(spark, settings)
+    root = tables.location("impressions")
+    good = pq.read_table(root / f"ds={GOOD_DS}")
+    good = good.drop_columns([c for c in good.column_names if c == "ds"])
+    n = good.num_rows
+    i = good.schema.get_field_index("c_device")
+    broken = pc.if_else(pa.array([k % 5 != 0 for k in range(n)]), pa.scalar("unknown"), good.column(i))
+    for ds, t in ((day_a, good), (day_b, good.set_column(i, "c_device", broken))):
+        target = root / f"ds={ds}"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        pq.write_table(t, target / "part-0.parquet")
+    tables.register_partitions("impressions", [day_a, day_b])
+    assert validate.run(DayConfig(ds=day_a), settings, tables_to_check=("impressions",))["success"]
+    with pytest.raises(ValidationFailed) as err:
+        validate.run(DayConfig(ds=day_b), settings, tables_to_check=("impressions",))
+    devices = good.column("c_device").to_pylist()
+    expected_share = sum(k % 5 != 0 for k in range(n)) / n  # 'unknown' was never a device on day A
+    assert f"dominant_value on column c_device: observed 'unknown' in {expected_share:.1%} of rows" in str(err.value)
+    saved = json.loads((validation_dir(settings, day_b) / "validation.json").read_text())
+    top = saved["tables"]["impressions"]["features"]["c_device"]["top"]
+    assert top[0][0] == "unknown" and top[0][1] == pytest.approx(expected_share)
+    before = json.loads((validation_dir(settings, day_a) / "validation.json").read_text())
+    top_a = before["tables"]["impressions"]["features"]["c_device"]["top"]
+    counts = sorted(((-devices.count(v), v) for v in set(devices) if v is not None))[:5]
+    assert [[v, pytest.approx(-c / n)] for c, v in counts] == top_a
