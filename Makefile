@@ -20,12 +20,13 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 ENV := source scripts/env.sh &&
 
-.PHONY: help prereqs install demo test test-fast test-cluster bench bench-pipeline ab-coverage backfill mlflow-ui \
+.PHONY: help prereqs install demo test lint test-fast test-cluster bench bench-pipeline ab-coverage backfill mlflow-ui \
 	airflow-up airflow-down engine-up engine-down cluster-up cluster-env cluster-down summary clean
 
 help:
 	@echo "make demo        set up, generate $(DAYS) days, backfill them through Airflow, print the summary"
-	@echo "make test        install test dependencies and run the test suite"
+	@echo "make test        install test dependencies, run make lint and the test suite"
+	@echo "make lint        ruff, mypy and the import contracts of the layers (no tests)"
 	@echo "make bench       drift benchmark (Spark vs DuckDB vs Evidently, 1M and 10M rows) -> docs/benchmarks.md"
 	@echo "make ab-coverage A/B readout interval coverage over $(SEEDS) seeds of the demo scenario -> bench/ab_coverage.json"
 	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=none|failed|completed] [FORCE=1: close an open backfill]"
@@ -86,8 +87,13 @@ mlflow-ui: $(STAMP)
 	@$(ENV) echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT) (tracking $$MLFLOW_TRACKING_URI)" && \
 	  mlflow ui --backend-store-uri "$$MLFLOW_TRACKING_URI" --host 127.0.0.1 --port $(MLFLOW_PORT)
 
-test: $(DEV_STAMP)
+test: lint
 	@$(ENV) python -m pytest $(PYTEST_ARGS)
+
+# Guardrails, also the first step of make test: ruff (with Airflow's AIR rules on dags/), mypy on
+# the library's lower layers, and the import contracts of DESIGN.md's layers (pyproject.toml).
+lint: $(DEV_STAMP)
+	@$(ENV) ruff check . && mypy && lint-imports --no-cache
 
 # One day through the real DAG on the multi-process stack (PostgreSQL, standalone Spark, MLflow
 # server); needs PostgreSQL's server binaries and Debian's libpostgresql-jdbc-java.

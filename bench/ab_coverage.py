@@ -74,7 +74,11 @@ def main() -> int:
     for i, seed in enumerate(range(a.first_seed, a.first_seed + a.seeds), 1):
         results.append(one_seed(spark, seed, a.impressions_per_day))
         cov = {m: sum(r[m]["covered"] for r in results) for m, _ in TRUTHS}
-        print(f"[{i}/{a.seeds}] seed {seed} ({time.monotonic() - t0:.0f}s): covered so far {cov}", file=sys.stderr, flush=True)
+        print(
+            f"[{i}/{a.seeds}] seed {seed} ({time.monotonic() - t0:.0f}s): covered so far {cov}",
+            file=sys.stderr,
+            flush=True,
+        )
     summary = {}
     for metric, _ in TRUTHS:
         zs = [r[metric]["z"] for r in results]

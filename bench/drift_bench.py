@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from private_engine import private_engine  # noqa: E402
 from sections import replace_section  # noqa: E402
+
 NUMERIC = [f"f_num_{i:02d}" for i in range(20)]
 CATEGORICAL = [f"c_cat_{i}" for i in range(5)]
 
@@ -109,9 +110,9 @@ def step_duckdb(ref: str, cur: str, profile_in: str) -> dict:
     from its logarithm, the reference's decile buckets, both tables scanned."""
     import duckdb
     import numpy as np
+    from pipeline_bench import _grid_bucket_sql
 
     from offline_eval.stats.drift import psi
-    from pipeline_bench import _grid_bucket_sql
 
     con = duckdb.connect()
     con.execute(f"SET threads TO {os.cpu_count()}")
@@ -140,7 +141,7 @@ def step_duckdb(ref: str, cur: str, profile_in: str) -> dict:
         cum = np.cumsum([rn[col][b] for b in buckets]) / sum(rn[col].values())
         deciles = np.unique(buckets[np.minimum(np.searchsorted(cum, np.arange(1, 10) / 10 - 1e-12), len(buckets) - 1)])
 
-        def coarse(c: dict) -> np.ndarray:
+        def coarse(c: dict, deciles: np.ndarray = deciles) -> np.ndarray:
             return np.bincount(np.searchsorted(deciles, np.array(list(c)), side="left"),
                                weights=np.array(list(c.values())), minlength=len(deciles) + 1)
         out[col] = psi(coarse(rn[col]), coarse(cn[col]))
@@ -248,7 +249,9 @@ def main() -> int:
     a = p.parse_args()
     if a.step:
         fn = STEPS[a.step]
-        args = [int(x) if x.lstrip("-").isdigit() else (float(x) if x.replace(".", "", 1).isdigit() else x) for x in a.args]
+        args = [
+            int(x) if x.lstrip("-").isdigit() else (float(x) if x.replace(".", "", 1).isdigit() else x) for x in a.args
+        ]
         print(json.dumps(fn(*args), default=float))
         return 0
 
@@ -277,7 +280,10 @@ def measure(a: argparse.Namespace, work: Path) -> list[dict]:
         row: dict = {"rows": rows}
         timed: dict[str, list[dict]] = {"spark_drift": [], "duckdb": []}
         plan = [("spark_profile", (ref, prof))] + [
-            (name, args) for _ in range(a.repeats) for name, args in (("spark_drift", (cur, prof)), ("duckdb", (ref, cur, prof)))]
+            (name, args)
+            for _ in range(a.repeats)
+            for name, args in (("spark_drift", (cur, prof)), ("duckdb", (ref, cur, prof)))
+        ]
         for name, args in plan:
             print(f"   {name} ...", flush=True)
             res = run_step(name, *args)
@@ -298,35 +304,50 @@ def measure(a: argparse.Namespace, work: Path) -> list[dict]:
 
 
 def write_markdown(results: list[dict], engine_start: float) -> None:
-    lines = ["## Drift of two tables (`make bench`)", "",
-             f"bench/drift_bench.py on this machine: {os.cpu_count()} cores, the engine in local mode (start-up "
-             f"{engine_start:.1f} s, once, not in the times below). 20 numeric + 5 categorical features; the current "
-             "table drifts in half of them.", "",
-             "| rows | Spark daily drift (compute) | same, 2nd run | DuckDB PSI | Spark / DuckDB | DuckDB, current table only | Evidently DataDriftPreset | Evidently / Spark | Spark profile (baseline, once) |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "## Drift of two tables (`make bench`)",
+        "",
+        f"bench/drift_bench.py on this machine: {os.cpu_count()} cores, the engine in local mode (start-up "
+        f"{engine_start:.1f} s, once, not in the times below). 20 numeric + 5 categorical features; the current "
+        "table drifts in half of them.",
+        "",
+        "| rows | Spark daily drift (compute) | same, 2nd run | DuckDB PSI | Spark / DuckDB | DuckDB, current table only | Evidently DataDriftPreset | Evidently / Spark | Spark profile (baseline, once) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in results:
         s, d, e, pr = r.get("spark_drift", {}), r.get("duckdb", {}), r.get("evidently", {}), r.get("spark_profile", {})
         sc, dc, ec = s.get("compute_s"), d.get("compute_s"), e.get("compute_s")
         f = lambda x: "n/a" if x is None else f"{x:.2f} s"  # noqa: E731
         ratio = lambda a, b: "n/a" if a is None or b is None else f"{a / b:.2f}x"  # noqa: E731
-        lines.append(f"| {r['rows']:,} | {f(sc)} | {f(s.get('warm_s'))} | {f(dc)} | "
-                     f"{ratio(sc, dc)} | {f(d.get('current_s'))} | {f(ec)} | {ratio(ec, sc)} | {f(pr.get('compute_s'))} |")
+        lines.append(
+            f"| {r['rows']:,} | {f(sc)} | {f(s.get('warm_s'))} | {f(dc)} | "
+            f"{ratio(sc, dc)} | {f(d.get('current_s'))} | {f(ec)} | {ratio(ec, sc)} | {f(pr.get('compute_s'))} |"
+        )
     for r in results:
         a, b = r.get("spark_drift", {}).get("psi"), r.get("duckdb", {}).get("psi")
         if a and b:
             gap = max(abs(a[k] - b[k]) for k in a)
             lines.append(f"\n{r['rows']:,} rows: Spark and DuckDB PSI agree to {gap:.1e} (max over the 25 columns).")
-    lines += ["", "Targets (issue #3), as measured in this run (Spark and DuckDB times: the median of the repeated runs):"]
+    lines += [
+        "",
+        "Targets (issue #3), as measured in this run (Spark and DuckDB times: the median of the repeated runs):",
+    ]
     by = {r["rows"]: r for r in results}
     big, small = by.get(max(by)), by.get(min(by))
     sd, dd = big.get("spark_drift", {}).get("compute_s"), big.get("duckdb", {}).get("compute_s")
     if sd and dd:
-        lines.append(f"- Spark no slower than 2x DuckDB at {big['rows']:,} rows: {sd / dd:.2f}x on the first run "
-                     f"in a fresh session, {'met' if sd / dd <= 2 else 'not met'}"
-                     + (f" ({big['spark_drift']['warm_s'] / dd:.2f}x on the second run)." if big["spark_drift"].get("warm_s") else "."))
+        lines.append(
+            f"- Spark no slower than 2x DuckDB at {big['rows']:,} rows: {sd / dd:.2f}x on the first run "
+            f"in a fresh session, {'met' if sd / dd <= 2 else 'not met'}"
+            + (
+                f" ({big['spark_drift']['warm_s'] / dd:.2f}x on the second run)."
+                if big["spark_drift"].get("warm_s")
+                else "."
+            )
+        )
         sr, dr = big["spark_drift"].get("runs_s", []), big["duckdb"].get("runs_s", [])
         if len(sr) > 1 and len(sr) == len(dr):
-            pairs = [x / y for x, y in zip(sr, dr)]
+            pairs = [x / y for x, y in zip(sr, dr, strict=True)]
             lines.append(f"  Each is the median of {len(sr)} fresh-process runs, interleaved: Spark {min(sr):.2f} to "
                          f"{max(sr):.2f} s, DuckDB {min(dr):.2f} to {max(dr):.2f} s, run by run {min(pairs):.2f}x to "
                          f"{max(pairs):.2f}x.")
@@ -338,7 +359,9 @@ def write_markdown(results: list[dict], engine_start: float) -> None:
     ev = [(r["rows"], r["evidently"]["compute_s"] / r["spark_drift"]["compute_s"]) for r in results
           if r.get("evidently", {}).get("compute_s") and r.get("spark_drift", {}).get("compute_s")]
     for rows, ratio in ev:
-        lines.append(f"- At least 10x faster than Evidently at {rows:,} rows: {ratio:.1f}x, {'met' if ratio >= 10 else 'not met'}.")
+        lines.append(
+            f"- At least 10x faster than Evidently at {rows:,} rows: {ratio:.1f}x, {'met' if ratio >= 10 else 'not met'}."
+        )
     ran = [r for r in results if r.get("evidently", {}).get("compute_s")]
     for r in results:
         if "evidently" not in r and ran:
@@ -361,18 +384,26 @@ def write_markdown(results: list[dict], engine_start: float) -> None:
             lines.append(f"- Driver memory: the Python driver process peaks at {d1:.0f} MB at {small['rows']:,} rows "
                          f"and {d2:.0f} MB at {big['rows']:,} ({d2 / d1:.2f}x for 10x the rows): only columns x bins "
                          "counts per input partition reach it, never rows.")
-    lines += ["", "Spark daily drift = one profile pass over the current table (its 20 numeric columns counted on the",
-              "fixed fine grid in one `mapInArrow` pass, its 5 categorical columns counted in one JVM aggregation),",
-              "then PSI, KS, JS, Wasserstein and chi-square against the stored reference profile. The engine was",
-              "started once before the runs (each run is a fresh client process); the second run in the same client",
-              "shows the steady state. DuckDB computes only the 10-bin PSI, on the same grid deciles, from both tables.",
-              "Evidently reads both tables into pandas.", "",
-              "Peak memory: the largest resident set of the step's client process tree, sampled every 0.2 s (the",
-              "engine is a separate process).", "",
-              "| rows | Spark daily drift | DuckDB | Evidently | Spark profile |", "| ---: | ---: | ---: | ---: | ---: |"]
+    lines += [
+        "",
+        "Spark daily drift = one profile pass over the current table (its 20 numeric columns counted on the",
+        "fixed fine grid in one `mapInArrow` pass, its 5 categorical columns counted in one JVM aggregation),",
+        "then PSI, KS, JS, Wasserstein and chi-square against the stored reference profile. The engine was",
+        "started once before the runs (each run is a fresh client process); the second run in the same client",
+        "shows the steady state. DuckDB computes only the 10-bin PSI, on the same grid deciles, from both tables.",
+        "Evidently reads both tables into pandas.",
+        "",
+        "Peak memory: the largest resident set of the step's client process tree, sampled every 0.2 s (the",
+        "engine is a separate process).",
+        "",
+        "| rows | Spark daily drift | DuckDB | Evidently | Spark profile |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in results:
-        m = lambda k: f"{r[k]['peak_rss_mb']:.0f} MB" if k in r and "peak_rss_mb" in r[k] else "n/a"  # noqa: E731
-        lines.append(f"| {r['rows']:,} | {m('spark_drift')} | {m('duckdb')} | {m('evidently')} | {m('spark_profile')} |")
+        m = lambda k, r=r: f"{r[k]['peak_rss_mb']:.0f} MB" if k in r and "peak_rss_mb" in r[k] else "n/a"  # noqa: E731
+        lines.append(
+            f"| {r['rows']:,} | {m('spark_drift')} | {m('duckdb')} | {m('evidently')} | {m('spark_profile')} |"
+        )
     replace_section(ROOT / "docs" / "benchmarks.md", "drift", "\n".join(lines))
 
 

@@ -202,7 +202,7 @@ def step_duckdb(location: str) -> dict:
         buckets = np.array(sorted(ref))
         cum = np.cumsum([ref[b] for b in buckets]) / sum(ref.values())
         deciles = np.unique(buckets[np.minimum(np.searchsorted(cum, np.arange(1, 10) / 10 - 1e-12), len(buckets) - 1)])
-        def coarse(c: dict) -> np.ndarray:
+        def coarse(c: dict, deciles: np.ndarray = deciles) -> np.ndarray:
             b = np.array(list(c))
             return np.bincount(np.searchsorted(deciles, b, side="left"), weights=np.array(list(c.values())),
                                minlength=len(deciles) + 1)
@@ -275,9 +275,11 @@ def main() -> int:
             for i in range(a.repeats):
                 ours.append(run_step("ours", db))
                 duck.append(run_step("duckdb", prep["location"]))
-                print(f"   run {i + 1}: ours {ours[-1]['compute_s']:.1f}s (read {ours[-1]['read_s']:.1f}, compute "
-                      f"{ours[-1]['metrics_s']:.1f}, drift {ours[-1]['drift_s']:.1f}), duckdb {duck[-1]['compute_s']:.1f}s",
-                      flush=True)
+                print(
+                    f"   run {i + 1}: ours {ours[-1]['compute_s']:.1f}s (read {ours[-1]['read_s']:.1f}, compute "
+                    f"{ours[-1]['metrics_s']:.1f}, drift {ours[-1]['drift_s']:.1f}), duckdb {duck[-1]['compute_s']:.1f}s",
+                    flush=True,
+                )
             o, d = statistics.median(r["compute_s"] for r in ours), statistics.median(r["compute_s"] for r in duck)
             m_gap, m_n = max_abs_diff(ours[-1]["metrics"], duck[-1]["metrics"])
             p_gap, p_n = max_abs_diff(ours[-1]["psi"], duck[-1]["psi"])
@@ -303,13 +305,17 @@ def main() -> int:
 
 def write_markdown(results: dict) -> None:
     rows = results["rows"]
-    lines = ["## The daily evaluation against DuckDB (`make bench-pipeline`)", "",
-             f"bench/pipeline_bench.py, {results['machine']}, the engine in local mode with "
-             f"{results['engine_memory']} of driver memory; engine start-up {results['engine_start_s']:.1f} s "
-             f"(once, not in the times below). Times are medians of {results['repeats']} fresh-process runs, "
-             "ours and DuckDB alternating (bench/results/pipeline.json has every run).", "",
-             "| impressions a day | ours | DuckDB | ours / DuckDB | ours: read / compute / drift | Python driver peak RSS | largest difference (metrics; PSI) |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "## The daily evaluation against DuckDB (`make bench-pipeline`)",
+        "",
+        f"bench/pipeline_bench.py, {results['machine']}, the engine in local mode with "
+        f"{results['engine_memory']} of driver memory; engine start-up {results['engine_start_s']:.1f} s "
+        f"(once, not in the times below). Times are medians of {results['repeats']} fresh-process runs, "
+        "ours and DuckDB alternating (bench/results/pipeline.json has every run).",
+        "",
+        "| impressions a day | ours | DuckDB | ours / DuckDB | ours: read / compute / drift | Python driver peak RSS | largest difference (metrics; PSI) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for n, r in rows.items():
         parts = r["ours_parts_s"]
         c = r["compared"]
@@ -320,15 +326,21 @@ def write_markdown(results: dict) -> None:
     sizes = sorted(rows, key=int)
     if len(sizes) > 1:
         a, b = rows[sizes[0]], rows[sizes[-1]]
-        lines += ["", f"From {int(sizes[0]):,} to {int(sizes[-1]):,} impressions ({int(sizes[-1]) // int(sizes[0])}x the "
-                  f"rows) our time grows {b['ours_s'] / a['ours_s']:.1f}x and DuckDB's {b['duckdb_s'] / a['duckdb_s']:.1f}x; "
-                  f"the Python driver's peak memory goes from {a['driver_rss_mb']:.0f} to {b['driver_rss_mb']:.0f} MB."]
-    lines += ["", "Ours: the seven input partitions read once into the engine's cache, then compute (every "
-              "metrics_daily metric per version, variant and segment, the profile, the sample, written to their tables) "
-              "and drift (every feature against the previous day's stored profile, written to drift_daily, "
-              "concept_drift_daily and alerts_daily). The GX suites of the validate task are not in these times. "
-              "DuckDB: funnel counts, CTR, CVR and GMV per user per version, variant and segment, and the PSI of every "
-              "feature on the same grid deciles, from both days' Parquet files, with no table written."]
+        lines += [
+            "",
+            f"From {int(sizes[0]):,} to {int(sizes[-1]):,} impressions ({int(sizes[-1]) // int(sizes[0])}x the "
+            f"rows) our time grows {b['ours_s'] / a['ours_s']:.1f}x and DuckDB's {b['duckdb_s'] / a['duckdb_s']:.1f}x; "
+            f"the Python driver's peak memory goes from {a['driver_rss_mb']:.0f} to {b['driver_rss_mb']:.0f} MB.",
+        ]
+    lines += [
+        "",
+        "Ours: the seven input partitions read once into the engine's cache, then compute (every "
+        "metrics_daily metric per version, variant and segment, the profile, the sample, written to their tables) "
+        "and drift (every feature against the previous day's stored profile, written to drift_daily, "
+        "concept_drift_daily and alerts_daily). The GX suites of the validate task are not in these times. "
+        "DuckDB: funnel counts, CTR, CVR and GMV per user per version, variant and segment, and the PSI of every "
+        "feature on the same grid deciles, from both days' Parquet files, with no table written.",
+    ]
     replace_section(ROOT / "docs" / "benchmarks.md", "pipeline", "\n".join(lines))
 
 

@@ -4,7 +4,8 @@
 A/B readout of every experiment running on day `ds` (or of the one named in the Params),
 over the window from the experiment's first day (or Param `start`) to `ds`:
 
-1. **readout** (on the Spark engine): per-user sufficient statistics from the Hive logs, then the sample-ratio check, lifts with intervals (delta method for ratios,
+1. **readout** (on the Spark engine): per-user sufficient statistics from the Hive logs, then
+   the sample-ratio check, lifts with intervals (delta method for ratios,
    CUPED with the pre-period), Holm-adjusted p-values. Writes `readout.{json,html,md}` under
    `reports/ab/<experiment>/<ds>/`, replacing a previous run's files.
 2. **log_to_mlflow** (Python): one MLflow run per (experiment, ds) in the model's experiment,
@@ -17,12 +18,12 @@ over the window from the experiment's first day (or Param `start`) to `ds`:
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
-
-from offline_eval_airflow import SPARK_CONN_ID, run_job, schedule_args
+from offline_eval_airflow import SPARK_CONN_ID, run_job, schedule_args, timetable
 
 
 @dag(
     dag_id="offline_eval_ab_readout",
+    schedule=timetable("0 0 * * *"),
     **schedule_args(),
     params={
         "experiment": Param("", type="string", pattern=r"^[A-Za-z0-9_.-]*$",

@@ -17,13 +17,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import dag, task
-
-from offline_eval_airflow import SPARK_CONN_ID, run_job, schedule_args
+from offline_eval_airflow import SPARK_CONN_ID, run_job, schedule_args, timetable
 
 
 @dag(
     dag_id="offline_eval_baseline_weekly",
-    **schedule_args("0 0 * * 1", retries=1, retry_delay=timedelta(minutes=5)),
+    schedule=timetable("0 0 * * 1"),
+    **schedule_args(retries=1, retry_delay=timedelta(minutes=5)),
     tags=["offline-eval", "baseline", "weekly", "spark"],
     doc_md=__doc__,
 )

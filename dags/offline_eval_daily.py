@@ -34,13 +34,15 @@ MLflow run and replaced report files.
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from itertools import pairwise
 
-from offline_eval_airflow import SPARK_CONN_ID, day_config, require_upstream_success, run_job, schedule_args
+from airflow.sdk import Param, dag, task
+from offline_eval_airflow import SPARK_CONN_ID, day_config, require_upstream_success, run_job, schedule_args, timetable
 
 
 @dag(
     dag_id="offline_eval_daily",
+    schedule=timetable("0 0 * * *"),
     **schedule_args(max_active_runs=3),
     params={
         "sample_rows": Param(50_000, type="integer", minimum=100, maximum=5_000_000,
@@ -92,7 +94,7 @@ def offline_eval_daily() -> None:
         raise AirflowFailException("a task of this day failed: see the failed task's log")
 
     steps = [validate(), compute(), baselines(), drift(), publish()]
-    for upstream, downstream in zip(steps, steps[1:]):
+    for upstream, downstream in pairwise(steps):
         upstream >> downstream
     steps >> watcher()
 

@@ -1,4 +1,4 @@
-"""``offline-eval``: the command line for people and for the DAG's tasks.
+"""offline-eval: the command line for people and for the DAG's tasks.
 
 Heavy libraries (pyspark, mlflow, evidently, GX) are imported by the subcommand that needs
 them, so ``offline-eval --help`` is instant.
@@ -9,7 +9,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from offline_eval.config import ConfigError, DayConfig, Settings, parse_ds, validate_ds, validate_identifier
 
@@ -32,7 +32,9 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _day(args: argparse.Namespace) -> DayConfig:
-    return DayConfig(ds=args.ds, cadence=getattr(args, "cadence", "daily"), sample_rows=getattr(args, "sample_rows", 50_000))
+    return DayConfig(
+        ds=args.ds, cadence=getattr(args, "cadence", "daily"), sample_rows=getattr(args, "sample_rows", 50_000)
+    )
 
 
 def cmd_generate(args: argparse.Namespace) -> object:
@@ -190,24 +192,30 @@ def _fmt(x: float | None) -> str:
 
 def _add_day_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ds", required=True, help="partition date yyyy-MM-dd to evaluate")
-    p.add_argument("--cadence", default="daily", choices=["daily", "weekly"])
+    p.add_argument("--cadence", default="daily", choices=["daily", "weekly"],
+                   help="names the MLflow run of the day (weekly: the run of a weekly evaluation)")
     p.add_argument("--sample-rows", type=int, default=50_000, help="max rows per model version in the Evidently sample")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from offline_eval import __version__
+
     parser = argparse.ArgumentParser(prog="offline-eval", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, library logs and warnings")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="write synthetic logs of the demo scenario into the Hive tables")
     g.add_argument("--start", default="2026-06-01", help="first day to write")
-    g.add_argument("--days", type=int, default=21)
+    g.add_argument("--days", type=int, default=21, help="number of days to write from --start")
     g.add_argument("--promo-date", default="2026-06-18", help="first day of the promotion (new-user surge)")
     g.add_argument("--experiment-start", default="2026-06-08",
                    help="first day of the v1/v2 A/B test; earlier days are v1 only (the CUPED pre-period)")
-    g.add_argument("--impressions-per-day", type=int, default=200_000)
-    g.add_argument("--seed", type=int, default=618)
-    g.add_argument("--base-users", type=int, default=40_000, help="users signed up before the window (signups scale with it)")
+    g.add_argument("--impressions-per-day", type=int, default=200_000, help="impressions of each day")
+    g.add_argument("--seed", type=int, default=618, help="the same seed writes the same rows")
+    g.add_argument(
+        "--base-users", type=int, default=40_000, help="users signed up before the window (signups scale with it)"
+    )
     g.add_argument("--base-items", type=int, default=20_000, help="catalogue size before the window, a multiple of 10")
     g.add_argument("--force", action="store_true", help="rewrite even if this scenario was already generated")
     g.set_defaults(func=cmd_generate)
@@ -223,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
     p = sub.add_parser("publish", help="Evidently reports and MLflow runs for one computed day")
     _add_day_args(p)
-    p.add_argument("--dag-run-id", default="manual")
+    p.add_argument("--dag-run-id", default="manual", help="recorded as a tag of the MLflow runs")
     p.set_defaults(func=cmd_publish)
 
     r = sub.add_parser(
@@ -243,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pre-period column for CUPED on --metric METRIC; repeatable")
     r.add_argument("--guardrail", action="append", default=[], metavar="METRIC",
                    help="mark a metric as a guardrail in the readout; repeatable")
-    r.add_argument("--alpha", type=float, default=0.05)
+    r.add_argument("--alpha", type=float, default=0.05, help="significance level; intervals are 1 - alpha")
     r.add_argument("--correction", choices=["none", "holm", "bh"], default="none",
                    help="multiple-testing adjustment across all metric x arm comparisons")
     r.add_argument("--equal-var", action="store_true", help="Student's t instead of Welch for mean metrics")
@@ -257,15 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--experiment", default="", help="experiment id (default: every experiment running on --ds)")
     a.add_argument("--start", default="", help="first day of the window (default: the experiment's first day)")
     a.add_argument("--pre-days", type=int, default=7, help="days before the experiment used as CUPED covariates")
-    a.add_argument("--alpha", type=float, default=0.05)
-    a.add_argument("--correction", choices=["none", "holm", "bh"], default="holm")
+    a.add_argument("--alpha", type=float, default=0.05, help="significance level; intervals are 1 - alpha")
+    a.add_argument("--correction", choices=["none", "holm", "bh"], default="holm",
+                   help="multiple-testing adjustment across all metric x arm comparisons")
     a.add_argument("--mlflow", action="store_true", help="also log the readout to MLflow")
-    a.add_argument("--dag-run-id", default="manual")
+    a.add_argument("--dag-run-id", default="manual", help="recorded as a tag of the MLflow run")
     a.set_defaults(func=cmd_ab_readout)
     ap = sub.add_parser("ab-publish", help="log the A/B readouts written for --ds to MLflow")
-    ap.add_argument("--ds", required=True)
-    ap.add_argument("--experiment", default="")
-    ap.add_argument("--dag-run-id", default="manual")
+    ap.add_argument("--ds", required=True, help="last day of the readout window")
+    ap.add_argument("--experiment", default="", help="experiment id (default: every readout written for --ds)")
+    ap.add_argument("--dag-run-id", default="manual", help="recorded as a tag of the MLflow run")
     ap.set_defaults(func=cmd_ab_publish)
 
     d = sub.add_parser("drift", help="drift of a day against its references, or of any two tables (CSV or Parquet)",
@@ -289,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "per user segment, mean/std of every daily metric. A day of a window without a profile "
                        "(never evaluated) is profiled from its raw partitions first. Windows longer than a day "
                        "are stored in the baselines table (partition window_days, ds=end).")
-    b.add_argument("--ds", help="the day whose references to build: the previous day and the 7 days ending the last Sunday")
+    b.add_argument(
+        "--ds", help="the day whose references to build: the previous day and the 7 days ending the last Sunday"
+    )
     b.add_argument("--end", help="last day of the windows (weekly baselines: a Sunday)")
     b.add_argument("--windows", default="7,28", help="with --end: comma-separated window lengths (default 7,28)")
     b.set_defaults(func=cmd_baselines)
@@ -298,15 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
                        description="The Spark Connect server every task talks to, at SPARK_REMOTE "
                        "(default sc://127.0.0.1:15002), with the Hive metastore and warehouse under "
                        "OFFLINE_EVAL_HOME. `status` exits 1 when it is not running.")
-    e.add_argument("action", choices=["start", "stop", "status"])
+    e.add_argument("action", choices=["start", "stop", "status"], help="what to do with the engine")
     e.add_argument("--foreground", action="store_true", help="start: run the server in this process (containers)")
     e.set_defaults(func=cmd_engine)
 
     s = sub.add_parser("summary", help="print per version and day: CTR, CVR, GMV per user, new-user share")
-    s.add_argument("--model", default="home_feed_ctr")
-    s.add_argument("--start", required=True)
-    s.add_argument("--end", required=True)
+    s.add_argument("--model", default="home_feed_ctr", help="model name")
+    s.add_argument("--start", required=True, help="first day (yyyy-MM-dd)")
+    s.add_argument("--end", required=True, help="last day (yyyy-MM-dd)")
     s.set_defaults(func=cmd_summary)
+    for p in sub.choices.values():  # every option shows its default in --help
+        p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     return parser
 
 

@@ -61,9 +61,23 @@ def validate_ds(value: str | dt.date) -> str:
     return parse_ds(value).isoformat()
 
 
+def _checkout() -> Path | None:
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").is_file() else None
+
+
 def project_root() -> Path:
-    """The checkout this package lives in (installed editable), used for default locations."""
-    return Path(__file__).resolve().parents[1]
+    """Where default locations (.local/, reports/) live: the checkout this package was installed
+    from in editable mode (make install), else, for a package installed with `pip install .`,
+    the current directory."""
+    return _checkout() or Path.cwd()
+
+
+def resource_dir(name: str) -> Path:
+    """A folder shipped beside the package (``expectations``, ``conf/spark``, ``spark_jobs``):
+    the checkout's, else the copy `pip install .` put under ``<prefix>/share/offline-eval/``."""
+    root = _checkout()
+    return root / name if root is not None else Path(sys.prefix) / "share" / "offline-eval" / name
 
 
 def _env_path(name: str, default: Path) -> Path:

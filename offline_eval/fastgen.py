@@ -26,7 +26,6 @@ import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 import pyarrow as pa
@@ -64,7 +63,7 @@ _TWO53 = float(1 << 53)
 
 # A hash input: int32 / int64 numpy values (scalar or array), or strings (Python str, sequence
 # of str, or a pyarrow string array). Python ints follow F.lit: int if it fits, else bigint.
-HashColumn = Union[int, str, np.ndarray, np.integer, Sequence[str], pa.Array, pa.ChunkedArray]
+HashColumn = int | str | np.ndarray | np.integer | Sequence[str] | pa.Array | pa.ChunkedArray
 
 
 def _rotl(x: np.ndarray, r: int) -> np.ndarray:

@@ -126,7 +126,9 @@ class Scenario:
             "scenario": asdict(self),
             "position_weights": pos,
             "before_promo": phase(self.new_user_share, self.coverage_gap, self.ctr_returning, self.ctr_new),
-            "promo": phase(self.promo_new_user_share, self.promo_coverage_gap, self.promo_ctr_returning, self.promo_ctr_new),
+            "promo": phase(
+                self.promo_new_user_share, self.promo_coverage_gap, self.promo_ctr_returning, self.promo_ctr_new
+            ),
             "treatment_vs_control": {
                 "experiment_start": self.experiment_start,
                 "ctr_relative_lift": self.treatment_ctr_lift,

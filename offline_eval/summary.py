@@ -4,6 +4,7 @@ share and new-user coverage, and for flagged days their causes, read from the re
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from offline_eval.dates import date_range, offset, weekly_end, window_dates
@@ -116,12 +117,16 @@ def format_root_cause(rows: dict[str, dict[str, list[dict]]], drift: dict | None
     lines = []
     for version in sorted(rows):
         days = sorted(rows[version])
-        for prev, ds in zip(days, days[1:]):
+        for prev, ds in pairwise(days):
             if ds < since:
                 continue
             all_prev = {r["metric"]: r["value"] for r in rows[version][prev] if r["segment"] == "all"}
             all_cur = {r["metric"]: r["value"] for r in rows[version][ds] if r["segment"] == "all"}
-            if not all_prev.get("ctr") or all_cur.get("ctr") is None or all_cur["ctr"] / all_prev["ctr"] - 1 >= -CTR_DROP_ALERT:
+            if (
+                not all_prev.get("ctr")
+                or all_cur.get("ctr") is None
+                or all_cur["ctr"] / all_prev["ctr"] - 1 >= -CTR_DROP_ALERT
+            ):
                 continue
             lines += ["", f"Why {version} moved on {ds}: mix = new/returning users' shares changed, "
                           "rate = the metric changed within each segment"]
@@ -181,7 +186,9 @@ def daily_summary(tables: Tables, model: str, start: str, end: str) -> str:
     dates = date_range(start, end)
     drift = _by_version_day(day_rows(tables, "drift_daily", dates), model)
     concept = _by_version_day(concept_rows(tables, dates), model)
-    drift_info = {k: {"drift": drift.get(k, []), "concept_drift": concept.get(k, [])} for k in set(drift) | set(concept)}
+    drift_info = {
+        k: {"drift": drift.get(k, []), "concept_drift": concept.get(k, [])} for k in set(drift) | set(concept)
+    }
     order = {"previous_day": 0, "baseline_7d": 1, "ctr_drop": 0, "baseline_3sd": 1}
     alerts = {k: sorted(v, key=lambda a: (order.get(a["reference"].split(" ")[0], 9), order.get(a["rule"], 9),
                                           str(a["variant"]), a["segment"], a["metric"]))

@@ -23,8 +23,8 @@ def latest_runs(dag_id: str, start: dt.date, end: dt.date) -> dict[str, str]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    lo = dt.datetime.combine(start, dt.time(), tzinfo=dt.timezone.utc)
-    hi = dt.datetime.combine(end, dt.time(), tzinfo=dt.timezone.utc)
+    lo = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
+    hi = dt.datetime.combine(end, dt.time(), tzinfo=dt.UTC)
     with create_session() as session:
         rows = session.execute(
             select(DagRun.logical_date, DagRun.state, DagRun.id)

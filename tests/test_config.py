@@ -10,7 +10,9 @@ def test_identifiers_accepted(good):
     assert validate_identifier(good, "model name") == good
 
 
-@pytest.mark.parametrize("bad", ["", "../etc", "a/b", "v1'; drop table x; --", "a b", "<script>", "-x", "a..b", "x" * 65])
+@pytest.mark.parametrize(
+    "bad", ["", "../etc", "a/b", "v1'; drop table x; --", "a b", "<script>", "-x", "a..b", "x" * 65]
+)
 def test_identifiers_rejected_with_the_field_named(bad):
     with pytest.raises(ConfigError, match="model version"):
         validate_identifier(bad, "model version")
@@ -60,7 +62,10 @@ def test_local_settings_use_embedded_derby_under_home(monkeypatch, tmp_path):
     s = Settings.from_env()
     conf = s.engine_conf()
     assert s.spark_remote == "sc://127.0.0.1:15002" and s.spark_master == "local[*]"
-    assert conf["spark.hadoop.javax.jdo.option.ConnectionURL"] == f"jdbc:derby:;databaseName={tmp_path / 'metastore_db'};create=true"
+    assert (
+        conf["spark.hadoop.javax.jdo.option.ConnectionURL"]
+        == f"jdbc:derby:;databaseName={tmp_path / 'metastore_db'};create=true"
+    )
     assert f"-Dderby.system.home={tmp_path}" in conf["spark.driver.extraJavaOptions"]
     assert conf["spark.ui.port"] == "4040"
 
@@ -84,7 +89,7 @@ def test_engine_command_is_the_shipped_connect_server_script(tmp_path):
     engine = Engine(s)
     cmd = engine.command()
     assert cmd[0] == str(spark_home() / "sbin" / "start-connect-server.sh") and (spark_home() / "sbin").is_dir()
-    args = dict(zip(cmd[1::2], cmd[2::2]))
+    args = dict(zip(cmd[1::2], cmd[2::2], strict=False))
     assert args["--master"] == "local[2]" and args["--driver-memory"] == "2g"
     path = engine.write_properties()
     assert args["--properties-file"] == str(path) and oct(path.stat().st_mode & 0o777) == "0o600"

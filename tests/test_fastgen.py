@@ -21,7 +21,7 @@ TINY = Scenario(start="2026-06-01", days=3, impressions_per_day=1_500, base_user
 def _rows(table: pa.Table) -> Counter:
     """The rows as a multiset of tuples; doubles by their bits (so -0.0 differs from 0.0)."""
     columns = [table.column(name).to_pylist() for name in table.column_names]
-    return Counter(tuple(v.hex() if isinstance(v, float) else v for v in row) for row in zip(*columns))
+    return Counter(tuple(v.hex() if isinstance(v, float) else v for v in row) for row in zip(*columns, strict=True))
 
 
 def _day(sc: Scenario, k: int, chunk_sessions: int | None = None) -> dict[str, pa.Table]:
@@ -39,17 +39,17 @@ def test_xxhash64_matches_spark(spark):
     n = len(strings)
     ints = [0, -1, 2**31 - 1, -(2**31)] + [rnd.randint(-(2**31), 2**31 - 1) for _ in range(n - 4)]
     longs = [0, -1, 2**63 - 1, -(2**63)] + [rnd.randint(-(2**63), 2**63 - 1) for _ in range(n - 4)]
-    df = spark.createDataFrame(list(zip(ints, longs, strings)), "i int, l bigint, s string")
+    df = spark.createDataFrame(list(zip(ints, longs, strings, strict=True)), "i int, l bigint, s string")
     got = df.select(
         "i", "l", "s",
         F.xxhash64("i").alias("hi"), F.xxhash64("l").alias("hl"), F.xxhash64("s").alias("hs"),
         F.xxhash64(F.lit(618), F.lit("salt"), "i", "l", "s").alias("chain"),
     ).toArrow()
-    i, l, s = got["i"].to_numpy(), got["l"].to_numpy(), got["s"]
+    i, lng, s = got["i"].to_numpy(), got["l"].to_numpy(), got["s"]
     np.testing.assert_array_equal(xxhash64(i), got["hi"].to_numpy())
-    np.testing.assert_array_equal(xxhash64(l), got["hl"].to_numpy())
+    np.testing.assert_array_equal(xxhash64(lng), got["hl"].to_numpy())
     np.testing.assert_array_equal(xxhash64(s), got["hs"].to_numpy())
-    np.testing.assert_array_equal(xxhash64(618, "salt", i, l, s), got["chain"].to_numpy())
+    np.testing.assert_array_equal(xxhash64(618, "salt", i, lng, s), got["chain"].to_numpy())
 
 
 @pytest.mark.spark

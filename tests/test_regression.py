@@ -102,7 +102,9 @@ def test_drift_daily_changes_only_by_the_grid(world, spark):
         assert len(e) == len(exact) and np.all(np.abs(e - exact) <= 2 * grid.ALPHA * np.abs(exact) + 1e-9), k
         rb = np.bincount((r[:, None] > e[None, :]).sum(axis=1), minlength=e.size + 1)
         cb = np.bincount((c[:, None] > e[None, :]).sum(axis=1), minlength=e.size + 1)
-        assert g["psi"] == pytest.approx(psi(rb, cb), abs=1e-12) and g["js"] == pytest.approx(js_distance(rb, cb), abs=1e-12)
+        assert g["psi"] == pytest.approx(psi(rb, cb), abs=1e-12) and g["js"] == pytest.approx(
+            js_distance(rb, cb), abs=1e-12
+        )
         ks = stats.ks_2samp(r, c).statistic
         for x in (g, w):
             assert x["ks"] - 1e-12 <= ks <= x["ks"] + x["ks_error_bound"] + 1e-12, k

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from offline_eval.config import ConfigError, Settings, project_root
+from offline_eval.config import ConfigError, Settings, resource_dir
 from offline_eval.io.spark import endpoint, reachable
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,6 @@ class Engine:
     def env(self) -> dict[str, str]:
         """Environment of the server: its Python workers (Arrow UDFs) must use this interpreter,
         its log4j configuration is the project's, its PID file and logs go under the state dir."""
-        root = project_root()
         # The server is the remote: spark-submit refuses to start one with SPARK_REMOTE set.
         env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
         env.update(
@@ -78,7 +77,7 @@ class Engine:
             SPARK_LOG_DIR=str(self.log_dir),
             SPARK_IDENT_STRING=IDENT,
             PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable),
-            SPARK_CONF_DIR=os.environ.get("SPARK_CONF_DIR", str(root / "conf" / "spark")),
+            SPARK_CONF_DIR=os.environ.get("SPARK_CONF_DIR", str(resource_dir("conf/spark"))),
         )
         if self.settings.spark_master.startswith("local"):
             env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

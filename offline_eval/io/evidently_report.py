@@ -102,7 +102,8 @@ def build_report(current: pd.DataFrame, reference: pd.DataFrame | None, out_dir:
     html.write_text(safe_html(snapshot.get_html_str(as_iframe=False)), encoding="utf-8")
     snapshot.save_json(str(js))
     count, share = _drifted(json.loads(js.read_text())) if has_reference else (None, None)
-    return ReportSummary(html, js, len(current), len(reference) if has_reference else 0, count, share)
+    return ReportSummary(html, js, len(current), len(reference) if reference is not None and has_reference else 0,
+                         count, share)
 
 
 _DATA_BLOCK = re.compile(r"<script>\n    var ([A-Za-z_][A-Za-z0-9_]*) = ")

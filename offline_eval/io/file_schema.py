@@ -70,7 +70,7 @@ def check_partition(spec: TableSpec, partition: Path) -> list[Finding]:
             findings.append(Finding("partition_complete", None, f"file {f.name} unreadable ({type(e).__name__}: "
                                     f"{str(e).splitlines()[0][:120]})", "complete Parquet files"))
             continue
-        schemas[f.name] = {n: str(t) for n, t in zip(schema.names, schema.types)}
+        schemas[f.name] = {n: str(t) for n, t in zip(schema.names, schema.types, strict=True)}
     if not schemas:
         return findings
     for column, sql_type in spec.columns:
@@ -82,7 +82,7 @@ def check_partition(spec: TableSpec, partition: Path) -> list[Finding]:
             continue
         allowed = _ARROW_TYPES.get(sql_type)
         wrong = sorted({s[column] for s in schemas.values()} - allowed) if allowed else []
-        if wrong:
+        if wrong and allowed:
             findings.append(Finding("column_type", column, f"type {', '.join(wrong)}", f"{sql_type} "
                                     f"({' or '.join(sorted(allowed))})"))
     variants = {tuple(sorted(s.items())) for s in schemas.values()}

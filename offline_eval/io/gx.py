@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from offline_eval.config import project_root, validate_sql_name
+from offline_eval.config import ConfigError, resource_dir, validate_sql_name
+from offline_eval.contract import INPUT_TABLES, TableSpec
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -24,15 +25,56 @@ log = logging.getLogger(__name__)
 
 
 def expectations_dir() -> Path:
-    return Path(os.environ.get("OFFLINE_EVAL_EXPECTATIONS", project_root() / "expectations"))
+    return Path(os.environ.get("OFFLINE_EVAL_EXPECTATIONS", resource_dir("expectations")))
+
+
+# How GX names the Spark type of each contract (Spark SQL) type.
+GX_SPARK_TYPES = {"string": "StringType", "bigint": "LongType", "int": "IntegerType", "double": "DoubleType",
+                  "float": "FloatType", "boolean": "BooleanType", "date": "DateType", "timestamp": "TimestampType"}
+
+
+def contract_mismatches(spec: TableSpec, suite: dict[str, Any]) -> list[str]:
+    """Where a suite's structural expectations disagree with the contract (``contract.py``):
+    the column set, each column's type, a non-null check per key column and the uniqueness of
+    the keys. The business rules (ranges, allowed values, row counts) are the suite's own."""
+    by_type: dict[str, list[dict]] = {}
+    for e in suite.get("expectations", []):
+        by_type.setdefault(e["type"], []).append(e.get("kwargs", {}))
+    out = []
+    column_sets = [set(k.get("column_set", [])) for k in by_type.get("expect_table_columns_to_match_set", [])]
+    if column_sets != [set(spec.all_columns)]:
+        out.append(f"expect_table_columns_to_match_set: {sorted(map(sorted, column_sets))} instead of "
+                   f"{sorted(spec.all_columns)}")
+    types = {k["column"]: k.get("type_") for k in by_type.get("expect_column_values_to_be_of_type", [])}
+    wanted = {c: GX_SPARK_TYPES[t] for c, t in spec.columns}
+    for column in sorted(set(types) | set(wanted)):
+        if types.get(column) != wanted.get(column):
+            out.append(f"expect_column_values_to_be_of_type on column {column}: {types.get(column)} instead of "
+                       f"{wanted.get(column)}")
+    not_null = {k["column"] for k in by_type.get("expect_column_values_to_not_be_null", [])}
+    out += [f"expect_column_values_to_not_be_null on key column {c}: missing" for c in spec.keys if c not in not_null]
+    if len(spec.keys) == 1:
+        unique = {k["column"] for k in by_type.get("expect_column_values_to_be_unique", [])}
+        if spec.keys[0] not in unique:
+            out.append(f"expect_column_values_to_be_unique on key column {spec.keys[0]}: missing")
+    elif spec.keys:
+        compound = [sorted(k.get("column_list", [])) for k in by_type.get("expect_compound_columns_to_be_unique", [])]
+        if sorted(spec.keys) not in compound:
+            out.append(f"expect_compound_columns_to_be_unique on {list(spec.keys)}: missing")
+    return out
 
 
 def load_suite(table: str, directory: Path | None = None) -> dict[str, Any]:
+    """The suite of an input table; refused (ConfigError) where it disagrees with the contract."""
     validate_sql_name(table, "table name")
     path = (directory or expectations_dir()) / f"{table}.json"
     if not path.exists():
         raise FileNotFoundError(f"no expectation suite for table {table}: {path}")
-    return json.loads(path.read_text())
+    suite = json.loads(path.read_text())
+    if table in INPUT_TABLES and (wrong := contract_mismatches(INPUT_TABLES[table], suite)):
+        raise ConfigError(f"suite {path} disagrees with the contract of table {table} (offline_eval/contract.py): "
+                          + "; ".join(wrong))
+    return suite
 
 
 @dataclass
@@ -58,7 +100,9 @@ class TableValidation:
     result: dict[str, Any] = field(default_factory=dict)
 
     def message(self) -> str:
-        lines = [f"table {self.table}, partition ds={self.ds}: {len(self.failures)} of {self.evaluated} expectations failed"]
+        lines = [
+            f"table {self.table}, partition ds={self.ds}: {len(self.failures)} of {self.evaluated} expectations failed"
+        ]
         lines += [f"  - {f.describe()}" for f in self.failures]
         return "\n".join(lines)
 
@@ -167,6 +211,5 @@ def validate_partition(
     table: str, ds: str, df: DataFrame, *, parameters: dict | None = None, suite: dict | None = None
 ) -> TableValidation:
     """Validate one partition against ``expectations/<table>.json``."""
-    runner()
     suite = suite if suite is not None else load_suite(table)
-    return _RUNNER.validate(table, ds, df, suite, parameters or {})
+    return runner().validate(table, ds, df, suite, parameters or {})

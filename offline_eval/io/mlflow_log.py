@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from offline_eval import failpoints
 from offline_eval.config import Settings, validate_ds, validate_identifier
@@ -207,4 +208,4 @@ def log_readout(settings: Settings, readout: Mapping, report_dir: Path, dag_run_
               "pre_period": (f"{readout['pre_period']['start']}..{readout['pre_period']['end']}"
                              if readout.get("pre_period") else "none"),
               "alpha": str(readout["alpha"]), "correction": readout["correction"]}
-    return log_day(settings, key, readout_metrics(readout), params, tags, {"ab_readout": report_dir})  # type: ignore[arg-type]
+    return log_day(settings, key, readout_metrics(readout), params, tags, {"ab_readout": report_dir})

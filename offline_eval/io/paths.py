@@ -6,10 +6,13 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from offline_eval.config import Settings, validate_ds, validate_identifier
+
+T = TypeVar("T")
 
 
 def day_report_dir(settings: Settings, model_name: str, model_version: str, ds: str) -> Path:
@@ -87,8 +90,9 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     write_text_atomic(path, text + "\n")
 
 
-def replace_dir(target: Path, fill: Any) -> None:
-    """Build a directory next to ``target`` with ``fill(tmp_dir)``, then swap it in.
+def replace_dir(target: Path, fill: Callable[[Path], T]) -> T:
+    """Build a directory next to ``target`` with ``fill(tmp_dir)``, then swap it in; return
+    what ``fill`` returned.
 
     A rerun replaces the previous output as a whole (no stale files), and a crash midway
     leaves the previous output untouched; the hidden folders such a crash left next to it are
@@ -100,7 +104,7 @@ def replace_dir(target: Path, fill: Any) -> None:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     os.chmod(tmp, 0o755)
     try:
-        fill(tmp)
+        result = fill(tmp)
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old")
@@ -109,6 +113,7 @@ def replace_dir(target: Path, fill: Any) -> None:
         os.replace(tmp, target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        return result
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

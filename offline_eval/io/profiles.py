@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,8 +54,19 @@ def to_rows(profile: Profile) -> list[dict]:
         rows.append({**base, "kind": "score_bins", "name": "score", "segment": segment, "n": bins.n, "mean": None,
                      "std": None, "payload": _json(bins.rows())})
     for (variant, segment, metric), s in sorted(profile.metrics.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        rows.append({**base, "kind": "metric", "name": metric, "variant": variant, "segment": segment,
-                     "n": float(s.n), "mean": s.mean, "std": s.std, "payload": _json({"values": dict(sorted(s.values.items()))})})
+        rows.append(
+            {
+                **base,
+                "kind": "metric",
+                "name": metric,
+                "variant": variant,
+                "segment": segment,
+                "n": float(s.n),
+                "mean": s.mean,
+                "std": s.std,
+                "payload": _json({"values": dict(sorted(s.values.items()))}),
+            }
+        )
     return rows
 
 

@@ -10,7 +10,8 @@ are gone for any other reason), compute says so and validates again before compu
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from offline_eval.config import validate_ds
 

@@ -8,9 +8,10 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from offline_eval.config import ConfigError, Settings, validate_ds, validate_sql_name
 from offline_eval.contract import INPUT_TABLES, OUTPUT_TABLES, PARTITION_COLUMN, TableSpec
@@ -18,6 +19,7 @@ from offline_eval.errors import DataError
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.parquet as pq
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class PartitionFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.rows = 0
-        self._writer = None
+        self._writer: pq.ParquetWriter | None = None
 
     def write(self, batch: pa.Table) -> None:
         import pyarrow.parquet as pq
@@ -98,7 +100,7 @@ class Tables:
         the warehouse from filling up. Tables outside this machine's file system are left
         to their store's own lifecycle rules."""
         try:
-            started = int(self.spark.conf.get("spark.app.startTime")) / 1000.0
+            started = int(self.spark.conf.get("spark.app.startTime") or "") / 1000.0
         except Exception:  # noqa: BLE001 - a remote engine that hides its start: nothing is safe to remove
             return []
         removed = []
@@ -184,7 +186,7 @@ class Tables:
                 raise ValueError(f"refusing to write {table}: partitions {stray} outside {allowed}")
         out.write.insertInto(self.qualified(table).replace("`", ""), overwrite=True)
 
-    def write_rows(self, rows: Iterable[dict], table: str, *, ds: str, **partitions: object) -> int:
+    def write_rows(self, rows: Iterable[dict], table: str, *, ds: str, **partitions: int) -> int:
         """Replace partition ``ds`` (and the given outer partitions) of ``table`` with ``rows``
         (dicts keyed by the contract's columns; partition values come from the arguments).
         Returns the number of rows. With no rows the partition is dropped, so a rerun that
@@ -256,7 +258,7 @@ class Tables:
         df = self.spark.table(self.qualified("baselines"))
         return df.where((F.col("window_days") == int(window_days)) & (F.col(PARTITION_COLUMN) == end))
 
-    def drop_partition(self, table: str, ds: str, **partitions: object) -> None:
+    def drop_partition(self, table: str, ds: str, **partitions: int) -> None:
         ds = validate_ds(ds)
         spec = ", ".join(f"`{validate_sql_name(k, 'partition column')}`={int(v)}" for k, v in partitions.items())
         spec = f"{spec}, " if spec else ""

@@ -7,12 +7,11 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 from offline_eval.config import ConfigError, DayConfig, Settings
-from offline_eval.contract import (CATEGORICAL_FEATURE_PREFIX, INPUT_TABLES, NUMERIC_FEATURE_PREFIX,
-                                   PARTITION_COLUMN)
+from offline_eval.contract import CATEGORICAL_FEATURE_PREFIX, INPUT_TABLES, NUMERIC_FEATURE_PREFIX, PARTITION_COLUMN
 from offline_eval.errors import DataError
 from offline_eval.io.file_schema import Finding, check_partition
 from offline_eval.io.gx import Failure, TableValidation, validate_partition

@@ -19,8 +19,14 @@ from offline_eval.errors import DataError
 from offline_eval.io.paths import ab_report_dir, replace_dir, write_json_atomic, write_text_atomic
 from offline_eval.io.spark import get_spark
 from offline_eval.io.tables import Tables
-from offline_eval.jobs.readout import collect_moments
-from offline_eval.metrics.ab import GUARDRAILS, exposed_units, experiment_metrics, experiment_units, per_user
+from offline_eval.metrics.ab import (
+    GUARDRAILS,
+    collect_moments,
+    experiment_metrics,
+    experiment_units,
+    exposed_units,
+    per_user,
+)
 from offline_eval.metrics.funnel import impression_funnel
 from offline_eval.reporting.ab import to_html, to_markdown
 from offline_eval.stats.readout import build_readout
@@ -150,7 +156,9 @@ def run(end: str, settings: Settings | None = None, *, experiment: str | None = 
         log.info("no experiment running on %s: nothing to read out", end)
     out = {}
     for exp in experiments:
-        readout = readout_experiment(tables, exp, end, start=start, pre_days=pre_days, alpha=alpha, correction=correction)
+        readout = readout_experiment(
+            tables, exp, end, start=start, pre_days=pre_days, alpha=alpha, correction=correction
+        )
         target = ab_report_dir(settings, exp, end)
         write_outputs(target, readout)
         out[exp] = str(target)

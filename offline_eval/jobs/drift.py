@@ -13,7 +13,8 @@ import json
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from offline_eval import failpoints
 from offline_eval.config import ConfigError, DayConfig, Settings

@@ -60,4 +60,9 @@ def run(scenario: Scenario, settings: Settings | None = None, force: bool = Fals
     stamp.write_text(wanted)
     log.info("generated %d days in %.1fs: %s", scenario.days, time.monotonic() - t0,
              ", ".join(f"{n} {c}" for n, c in counts.items()))
-    return {"rows": counts, "ground_truth": str(path), "dates": scenario.dates, "seconds": round(time.monotonic() - t0, 1)}
+    return {
+        "rows": counts,
+        "ground_truth": str(path),
+        "dates": scenario.dates,
+        "seconds": round(time.monotonic() - t0, 1),
+    }

@@ -5,6 +5,7 @@ and the day before) through the IO layer; never a raw partition.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -19,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 from offline_eval import __version__, failpoints
 from offline_eval.config import DayConfig, Settings, project_root
 from offline_eval.dates import DRIFT_REFERENCES
-from offline_eval.io import mlflow_log
-from offline_eval.io import results
-from offline_eval.io.evidently_report import build_report
+from offline_eval.io import mlflow_log, results
+from offline_eval.io.evidently_report import ReportSummary, build_report
 from offline_eval.io.paths import day_report_dir, replace_dir, validation_file, write_json_atomic
 from offline_eval.io.spark import get_spark
 from offline_eval.io.tables import Tables
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,19 @@ def validation_status(path: Path) -> str:
         return "failed"
 
 
+def fill_report(tmp: Path, *, current: pd.DataFrame, reference: pd.DataFrame, title: str,
+                psi_edges: dict[str, list[float]], files: dict[str, Any], validation: Path) -> ReportSummary:
+    """The report folder of one version and day, built in ``tmp`` (swapped in by replace_dir):
+    the Evidently report, the day's rows as JSON and the day's validation result."""
+    report = build_report(current, reference, tmp, title=title, psi_edges=psi_edges)
+    failpoints.reach("publish.report_half_written")
+    for file_name, content in files.items():
+        write_json_atomic(tmp / file_name, content)
+    if validation.exists():
+        shutil.copy(validation, tmp / "validation.json")
+    return report
+
+
 def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "manual",
         spark: SparkSession | None = None) -> list[dict[str, str]]:
     # Evidently takes seconds to import: let it load while the engine serves the day's tables.
@@ -129,21 +143,12 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
         # drift_daily binned the full data.
         psi_edges = {r["column"]: r["psi_edges"] for r in drift_rows
                      if r["reference"] == "previous_day" and r["psi_edges"] is not None}
-        summary = {}
-
-        def fill(tmp: Path) -> None:
-            summary["report"] = build_report(
-                current, reference, tmp, title=f"{name} {version} {day.ds} vs {reference_ds}", psi_edges=psi_edges)
-            failpoints.reach("publish.report_half_written")
-            write_json_atomic(tmp / "metrics.json", version_rows)
-            write_json_atomic(tmp / "drift.json", {"drift": drift_rows, "concept_drift": concept_rows, "notes": notes})
-            write_json_atomic(tmp / "alerts.json", alert_rows)
-            if validation.exists():
-                shutil.copy(validation, tmp / "validation.json")
-
         out_dir = day_report_dir(settings, name, version, day.ds)
-        replace_dir(out_dir, fill)
-        report = summary["report"]
+        report = replace_dir(out_dir, functools.partial(
+            fill_report, current=current, reference=reference, title=f"{name} {version} {day.ds} vs {reference_ds}",
+            psi_edges=psi_edges, validation=validation, files={
+                "metrics.json": version_rows, "alerts.json": alert_rows,
+                "drift.json": {"drift": drift_rows, "concept_drift": concept_rows, "notes": notes}}))
         html = out_dir / report.html.name
         metrics = dict(by_version[key])
         metrics.update({f"evidently/{k}": v for k, v in report.metrics().items()})

@@ -4,54 +4,27 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from offline_eval.config import ConfigError, Settings
 from offline_eval.errors import DataError
 from offline_eval.io.files import prepare_output, read_table
 from offline_eval.io.paths import write_json_atomic, write_text_atomic
 from offline_eval.io.spark import get_spark
-from offline_eval.metrics.ab import MetricSpec, arm_moments, numeric
+from offline_eval.metrics.ab import MetricSpec, collect_moments, numeric, require_columns
 from offline_eval.reporting.ab import to_html, to_markdown
 from offline_eval.stats.ab import Moments
 from offline_eval.stats.readout import build_readout
 
 log = logging.getLogger(__name__)
-_SUFFIXES = ("sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy")
 # File inputs are audited in the same aggregation as the moments: rows whose variant is null
 # are grouped under _NO_ARM (a string no arm of a CSV or Parquet file is named) instead of
 # being dropped unseen, and a _PRESENT column per metric column counts its non-null values.
 _NO_ARM = "\x00offline-eval: no arm"
 _PRESENT = "__offline_eval_present_{}"
 MIN_UNITS = 2  # per arm: a variance needs two units
-
-
-def _require_columns(df, variant_col: str, specs: Sequence[MetricSpec], source: str) -> None:
-    missing = sorted({variant_col, *[c for m in specs for c in (m.column, m.x_column) if c]} - set(df.columns))
-    if missing:
-        raise DataError(f"{source}: columns {missing} not found (check: required columns; columns are {df.columns})")
-
-
-def collect_moments(
-    df, variant_col: str, specs: Sequence[MetricSpec], source: str = "input"
-) -> tuple[dict[str, dict[str, Moments]], dict[str, int]]:
-    """Per-arm moments of every metric; only one small row per arm reaches the driver."""
-    _require_columns(df, variant_col, specs, source)
-    arms: dict[str, dict[str, Moments]] = {}
-    counts: dict[str, int] = {}
-    rows = arm_moments(df, variant_col, specs).collect()
-    bad = {k.split("__", 1)[1]: sum(int(r[k]) for r in rows) for k in (rows[0].asDict() if rows else {}) if k.startswith("invalid__")}
-    bad = {c: n for c, n in bad.items() if n}
-    if bad:
-        raise DataError(f"{source}: columns with values that are neither numbers nor true/false "
-                        f"(check: numeric metric values): {bad}")
-    for row in rows:
-        counts[row["variant"]] = int(row["n"])
-        arms[row["variant"]] = {
-            m.name: Moments(int(row["n"]), *[float(row[f"m{i}__{s}"]) for s in _SUFFIXES]) for i, m in enumerate(specs)
-        }
-    return arms, counts
 
 
 def run(
@@ -111,7 +84,7 @@ def collect_file_moments(
     column (a column without any is a DataError: "nulls count as 0" would read it as all 0)."""
     from pyspark.sql import functions as F
 
-    _require_columns(df, variant_col, specs, source)
+    require_columns(df, variant_col, specs, source)
     columns = sorted({c for m in specs for c in (m.column, m.x_column) if c})
     audited = df.withColumn(variant_col, F.coalesce(F.col(variant_col).cast("string"), F.lit(_NO_ARM)))
     probes = []

@@ -5,8 +5,12 @@ x, x^2 and x*y (x is a ratio's denominator or a CUPED covariate).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
+
+from offline_eval.errors import DataError
+from offline_eval.stats.ab import Moments
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -144,3 +148,37 @@ def experiment_units(exposed: DataFrame, window: DataFrame, pre: DataFrame) -> D
         .join(pre, "user_id", "left")
         .fillna(0.0)
     )
+
+
+_SUFFIXES = ("sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy")
+
+
+def require_columns(df: DataFrame, variant_col: str, specs: Sequence[MetricSpec], source: str) -> None:
+    missing = sorted({variant_col, *[c for m in specs for c in (m.column, m.x_column) if c]} - set(df.columns))
+    if missing:
+        raise DataError(f"{source}: columns {missing} not found (check: required columns; columns are {df.columns})")
+
+
+def collect_moments(
+    df: DataFrame, variant_col: str, specs: Sequence[MetricSpec], source: str = "input"
+) -> tuple[dict[str, dict[str, Moments]], dict[str, int]]:
+    """Per-arm moments of every metric; only one small row per arm reaches the driver."""
+    require_columns(df, variant_col, specs, source)
+    arms: dict[str, dict[str, Moments]] = {}
+    counts: dict[str, int] = {}
+    rows = arm_moments(df, variant_col, specs).collect()
+    bad = {
+        k.split("__", 1)[1]: sum(int(r[k]) for r in rows)
+        for k in (rows[0].asDict() if rows else {})
+        if k.startswith("invalid__")
+    }
+    bad = {c: n for c, n in bad.items() if n}
+    if bad:
+        raise DataError(f"{source}: columns with values that are neither numbers nor true/false "
+                        f"(check: numeric metric values): {bad}")
+    for row in rows:
+        counts[row["variant"]] = int(row["n"])
+        arms[row["variant"]] = {
+            m.name: Moments(int(row["n"]), *[float(row[f"m{i}__{s}"]) for s in _SUFFIXES]) for i, m in enumerate(specs)
+        }
+    return arms, counts

@@ -230,5 +230,7 @@ def _to_long(wide: DataFrame, ds: str) -> DataFrame:
     return (
         wide.select(*GROUP_KEYS, "segment", F.explode(F.concat(F.array(*metrics), coverage)).alias("m"))
         .select(F.lit(ds).alias("ds"), *GROUP_KEYS, "segment", "m.*")
-        .select("model_name", "model_version", "variant", "segment", "metric", "value", "numerator", "denominator", "ds")
+        .select(
+            "model_name", "model_version", "variant", "segment", "metric", "value", "numerator", "denominator", "ds"
+        )
     )

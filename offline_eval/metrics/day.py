@@ -13,8 +13,9 @@ reference window's history, built by the baselines task).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from offline_eval.config import DayConfig
 from offline_eval.contract import IMPRESSIONS, METRICS_DAILY, categorical_features, numeric_features

@@ -3,7 +3,8 @@ distinct values, in one Spark aggregation over the (cached) partition; per categ
 its most frequent values and their shares, in a second one."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from offline_eval.contract import CATEGORICAL_FEATURE_PREFIX
 
@@ -27,6 +28,7 @@ def feature_health(df: DataFrame, columns: Iterable[str]) -> dict[str, dict[str,
         aggs += [F.sum(F.col(c).isNull().cast("long")).alias(f"n{i}"),
                  F.approx_count_distinct(F.col(c), 0.05).alias(f"d{i}")]
     row = df.agg(*aggs).first()
+    assert row is not None  # an aggregation without grouping returns one row
     rows = row["_rows"] or 0
     health = {c: {"null_share": (row[f"n{i}"] or 0) / rows if rows else 0.0, "distinct": int(row[f"d{i}"] or 0)}
               for i, c in enumerate(columns)}

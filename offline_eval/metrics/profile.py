@@ -15,8 +15,10 @@ Integer columns are profiled as doubles.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,12 +47,10 @@ def group_codes(df: DataFrame, group_cols: Sequence[str], groups: Sequence[Group
     if groups is None:
         groups = [tuple(r) for r in df.select(*group_cols).distinct().collect()]
     groups = sorted({tuple(g) for g in groups if all(v is not None for v in g)})
-    code = None
+    code: Column | None = None
     for i, g in enumerate(groups):
-        cond = None
-        for col, value in zip(group_cols, g):
-            c = F.col(col) == F.lit(value)
-            cond = c if cond is None else cond & c
+        conds = [F.col(col) == F.lit(value) for col, value in zip(group_cols, g, strict=True)]
+        cond = functools.reduce(lambda a, b: a & b, conds)
         code = F.when(cond, i) if code is None else code.when(cond, i)
     return groups, (code.otherwise(-1) if code is not None else F.lit(-1))
 
@@ -68,7 +68,7 @@ def numeric_profiles(df: DataFrame, group_cols: Sequence[str], columns: Sequence
     counts: dict[tuple, dict[int, int]] = {}
     moments: dict[tuple, list] = {}
     cols = (table.column(k).to_pylist() for k in ("grp", "column", "bucket", "n", "valid", "mean", "m2", "min", "max"))
-    for gi, column, bucket, n, valid, mean, m2, lo, hi in zip(*cols):
+    for gi, column, bucket, n, valid, mean, m2, lo, hi in zip(*cols, strict=True):
         key = (gi, column)
         if bucket == MISSING:
             moments.setdefault(key, []).append((n, valid, mean, m2, lo, hi))
@@ -152,19 +152,21 @@ def _grid_counts(df: DataFrame, code: Column | None, columns: list[str]) -> Data
                 out[k] += [None] * len(nz)
         for (gi, c), (missing, valid, mean, m2, lo, hi) in mom.items():
             for k, v in zip(out, (gi, c, MISSING, missing, valid, mean if valid else None, m2 if valid else None,
-                                  lo if valid else None, hi if valid else None)):
+                                  lo if valid else None, hi if valid else None), strict=True):
                 out[k].append(v)
         yield pa.RecordBatch.from_pydict(out, schema=pa.schema([
             ("grp", pa.int32()), ("column", pa.string()), ("bucket", pa.int64()), ("n", pa.int64()),
             ("valid", pa.int64()), ("mean", pa.float64()), ("m2", pa.float64()), ("min", pa.float64()),
             ("max", pa.float64())]))
 
-    selected = [(code if grouped else F.lit(0)).cast("int").alias(_GROUP)]
+    selected = [(code if grouped and code is not None else F.lit(0)).cast("int").alias(_GROUP)]
     selected += [F.col(c).cast("double").alias(c) for c in columns]
     return df.select(*selected).where(F.col(_GROUP) >= 0).mapInArrow(count, schema)
 
 
-def categorical_counts(df: DataFrame, group_cols: Sequence[str], columns: Sequence[str]) -> dict[Group, dict[str, dict[str, int]]]:
+def categorical_counts(
+    df: DataFrame, group_cols: Sequence[str], columns: Sequence[str]
+) -> dict[Group, dict[str, dict[str, int]]]:
     """{group: {column: {value: count}}} in one JVM aggregation; a null value counts as NULL."""
     from pyspark.sql import functions as F
 

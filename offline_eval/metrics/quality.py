@@ -11,12 +11,15 @@ click says nothing about the ordering).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from offline_eval.stats.quality import LOGLOSS_EPS, SCORE_BINS
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
+
+    from offline_eval.stats.quality import ScoreBins
 
 NDCG_K = 10
 PRECISION_K = 5
@@ -75,7 +78,15 @@ def ranking_sums(rows: DataFrame, keys: Sequence[str]) -> DataFrame:
     )
 
 
-QUALITY_METRICS = ("auc", "logloss", "ece", "calibration_ratio", f"ndcg_at_{NDCG_K}", f"precision_at_{PRECISION_K}", "mrr")
+QUALITY_METRICS = (
+    "auc",
+    "logloss",
+    "ece",
+    "calibration_ratio",
+    f"ndcg_at_{NDCG_K}",
+    f"precision_at_{PRECISION_K}",
+    "mrr",
+)
 USER_SEGMENTS = ("new_users", "returning_users")
 ITEM_SEGMENTS = ("new_items", "old_items")
 
@@ -84,8 +95,8 @@ def _in_segment(segment: str, user_segment: str | None, item_segment: str | None
     return segment == "all" or segment == user_segment or segment == item_segment
 
 
-def quality_metrics(rows: DataFrame, ds: str, segments: Sequence[str], groups: Sequence[tuple] | None = None
-                    ) -> tuple[list[dict], dict[tuple, object]]:
+def quality_metrics(rows: DataFrame, ds: str, segments: Sequence[str], groups: Iterable[tuple] | None = None
+                    ) -> tuple[list[dict], dict[tuple, ScoreBins]]:
     """metrics_daily rows of the quality metrics for every (model, version, variant) x segment,
     and the score bins of each (model, version, variant, segment) for concept drift.
 

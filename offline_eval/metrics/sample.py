@@ -1,7 +1,8 @@
 """Deterministic bounded samples: at most N rows per model version, the same rows on every rerun."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -33,7 +34,7 @@ def bounded_sample(
         sizes = {tuple(r[g] for g in groups): r["count"] for r in df.groupBy(*groups).count().collect()}
     for values, count in sorted(sizes.items(), key=lambda kv: tuple(map(str, kv[0]))):
         same_group = F.lit(True)
-        for g, v in zip(groups, values):
+        for g, v in zip(groups, values, strict=True):
             same_group = same_group & F.col(g).eqNullSafe(v)
         keep = F.when(same_group, u < min(1.0, _OVERSAMPLE * max_rows / max(count, 1))).otherwise(keep)
     order = Window.partitionBy(*groups).orderBy(u, *keys)

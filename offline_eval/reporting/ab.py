@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:1100px}
@@ -58,10 +59,16 @@ def srm_sentence(srm: Mapping[str, Any]) -> str:
 
 
 def to_markdown(readout: Mapping[str, Any], title: str = "A/B readout") -> str:
-    lines = [f"# {html.escape(title)}", "", f"**{html.escape(srm_sentence(readout['srm']))}**", "",
-             f"alpha = {readout['alpha']}, correction = {readout['correction']}", "",
-             "| metric | variant | control mean | variant mean | abs diff | CI | rel lift | rel CI | p | p adj | verdict |",
-             "|---|---|---:|---:|---:|---|---:|---|---:|---:|---|"]
+    lines = [
+        f"# {html.escape(title)}",
+        "",
+        f"**{html.escape(srm_sentence(readout['srm']))}**",
+        "",
+        f"alpha = {readout['alpha']}, correction = {readout['correction']}",
+        "",
+        "| metric | variant | control mean | variant mean | abs diff | CI | rel lift | rel CI | p | p adj | verdict |",
+        "|---|---|---:|---:|---:|---|---:|---|---:|---:|---|",
+    ]
     def cell(text: str) -> str:  # Markdown renderers pass HTML through: escape it, and the pipes
         return html.escape(str(text)).replace("|", "\\|")
 
@@ -73,7 +80,10 @@ def to_markdown(readout: Mapping[str, Any], title: str = "A/B readout") -> str:
             f"[{_pct(r['rel_ci_low'])}, {_pct(r['rel_ci_high'])}] | {_p(r['p_value'])} | "
             f"{_p(r['p_value_adjusted'])} | {verdict(r)} |"
         )
-    lines += ["", "Methods: " + "; ".join(sorted({f"{cell(r['metric'])}: {cell(r['method'])}" for r in readout["metrics"]}))]
+    lines += [
+        "",
+        "Methods: " + "; ".join(sorted({f"{cell(r['metric'])}: {cell(r['method'])}" for r in readout["metrics"]})),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -107,7 +117,9 @@ def forest_svg(rows: list[Mapping[str, Any]], width: int = 720, row_h: int = 28)
             f"<text x='{x(r['rel_ci_high']) + 6:.1f}' y='{y + 4}' font-size='11' fill='#57606a'>{html.escape(_pct(r['rel_lift'], 1))}</text>",
         ]
     for v in (lo, 0.0, hi):
-        out.append(f"<text x='{x(v):.1f}' y='{height - 8}' font-size='11' text-anchor='middle' fill='#57606a'>{html.escape(_pct(v, 1))}</text>")
+        out.append(
+            f"<text x='{x(v):.1f}' y='{height - 8}' font-size='11' text-anchor='middle' fill='#57606a'>{html.escape(_pct(v, 1))}</text>"
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -120,34 +132,39 @@ def to_html(readout: Mapping[str, Any], title: str = "A/B readout", context: Map
         v = verdict(r)
         cls = {"win": "win", "loss": "loss"}.get(v, "")
         rows.append(
-            "<tr>" + "".join([
-                f"<td class='l'>{e(r['metric'])}{' <em>(guardrail)</em>' if r.get('guardrail') else ''}</td>",
-                f"<td class='l'>{e(str(r['variant']))}</td>",
-                f"<td>{r['n_control']:,} / {r['n_variant']:,}</td>",
-                f"<td>{e(_num(r['mean_control']))}</td><td>{e(_num(r['mean_variant']))}</td>",
-                f"<td>{e(_num(r['abs_diff']))}<br><span class='note'>[{e(_num(r['ci_low']))}, {e(_num(r['ci_high']))}]</span></td>",
-                f"<td class='{cls}'>{e(_pct(r['rel_lift']))}<br><span class='note'>[{e(_pct(r['rel_ci_low']))}, {e(_pct(r['rel_ci_high']))}]</span></td>",
-                f"<td>{e(_p(r['p_value']))}</td><td>{e(_p(r['p_value_adjusted']))}</td>",
-                f"<td>{e(_pct(relative_mde(r)))}</td>",
-                f"<td class='{cls}'>{v}</td>",
-                f"<td class='l note'>{e(r['method'])}"
-                + (f"; variance -{r['variance_reduction'] * 100:.1f}%" if r.get("variance_reduction") else "") + "</td>",
-            ]) + "</tr>"
+            "<tr>"
+            + "".join(
+                [
+                    f"<td class='l'>{e(r['metric'])}{' <em>(guardrail)</em>' if r.get('guardrail') else ''}</td>",
+                    f"<td class='l'>{e(str(r['variant']))}</td>",
+                    f"<td>{r['n_control']:,} / {r['n_variant']:,}</td>",
+                    f"<td>{e(_num(r['mean_control']))}</td><td>{e(_num(r['mean_variant']))}</td>",
+                    f"<td>{e(_num(r['abs_diff']))}<br><span class='note'>[{e(_num(r['ci_low']))}, {e(_num(r['ci_high']))}]</span></td>",
+                    f"<td class='{cls}'>{e(_pct(r['rel_lift']))}<br><span class='note'>[{e(_pct(r['rel_ci_low']))}, {e(_pct(r['rel_ci_high']))}]</span></td>",
+                    f"<td>{e(_p(r['p_value']))}</td><td>{e(_p(r['p_value_adjusted']))}</td>",
+                    f"<td>{e(_pct(relative_mde(r)))}</td>",
+                    f"<td class='{cls}'>{v}</td>",
+                    f"<td class='l note'>{e(r['method'])}"
+                    + (f"; variance -{r['variance_reduction'] * 100:.1f}%" if r.get("variance_reduction") else "")
+                    + "</td>",
+                ]
+            )
+            + "</tr>"
         )
     ctx = "".join(f"<b>{e(k)}</b>: {e(str(v))} &nbsp; " for k, v in (context or {}).items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title><style>{_CSS}</style></head>
 <body>
 <h1>{e(title)}</h1>
-<p class="sub">{ctx}alpha = {e(str(readout['alpha']))}, multiple-testing correction: {e(readout['correction'])}</p>
-<div class="banner {'bad' if srm['flag'] else 'ok'}">{e(srm_sentence(srm))}</div>
+<p class="sub">{ctx}alpha = {e(str(readout["alpha"]))}, multiple-testing correction: {e(readout["correction"])}</p>
+<div class="banner {"bad" if srm["flag"] else "ok"}">{e(srm_sentence(srm))}</div>
 <h2>Relative lift vs control</h2>
-{forest_svg(readout['metrics'])}
+{forest_svg(readout["metrics"])}
 <table>
 <thead><tr><th class='l'>metric</th><th class='l'>variant</th><th>units (control / variant)</th><th>control</th><th>variant</th>
 <th>abs diff [CI]</th><th>rel lift [CI]</th><th>p</th><th>p adj</th><th>MDE (rel)</th><th>verdict</th><th class='l'>method</th></tr></thead>
 <tbody>
-{''.join(rows)}
+{"".join(rows)}
 </tbody></table>
 <p class="note">abs diff = variant - control; intervals are two-sided at 1 - alpha. Proportions: pooled z-test p-value,
 unpooled Wald interval. Means: Welch t. Ratios: delta method. CUPED rows use the pre-period covariate.

@@ -7,8 +7,8 @@ checked against scipy/statsmodels on raw data in tests/stats.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import stats
@@ -62,7 +62,8 @@ def srm(counts: dict[str, int], weights: dict[str, float] | None = None, alpha: 
     w = np.array([(weights or {}).get(k, 1.0) for k in names], dtype=float)
     expected = observed.sum() * w / w.sum()
     chi2, p = stats.chisquare(observed, expected)
-    return SrmResult(float(chi2), float(p), dict(counts), dict(zip(names, expected.tolist())), bool(p < alpha))
+    expected_counts = dict(zip(names, expected.tolist(), strict=True))
+    return SrmResult(float(chi2), float(p), dict(counts), expected_counts, bool(p < alpha))
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def means(c: Moments, v: Moments, alpha: float = 0.05, equal_var: bool = False, 
     if equal_var:
         sp2 = ((c.n - 1) * s2_c + (v.n - 1) * s2_v) / (c.n + v.n - 2)
         se = math.sqrt(sp2 * (1 / c.n + 1 / v.n))
-        df = c.n + v.n - 2
+        df: float = c.n + v.n - 2
         method = "Student t-test"
     else:
         a, b = s2_c / c.n, s2_v / v.n
@@ -204,7 +205,7 @@ def adjust_pvalues(p_values: Sequence[float], method: str) -> list[float]:
     if method == "holm":
         adj = np.maximum.accumulate((m - np.arange(m)) * ranked)
     elif method == "bh":
-        adj = np.minimum.accumulate((m / np.arange(m, 0, -1) * ranked[::-1]))[::-1]
+        adj = np.minimum.accumulate(m / np.arange(m, 0, -1) * ranked[::-1])[::-1]
     else:
         raise ValueError(f"unknown correction {method!r}: none, holm or bh")
     out = np.empty(m)

@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 SIGMA = 3.0
 MIN_DAYS = 3

@@ -20,8 +20,8 @@ Conventions (docs/drift.md):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import stats
@@ -130,7 +130,7 @@ def verdict(psi_value: float, p_value: float) -> str:
     return psi_band(psi_value) if p_value < P_VALUE else "none"
 
 
-def coarse_counts(buckets: np.ndarray, counts: np.ndarray, edges: Sequence[float]) -> list[int]:
+def coarse_counts(buckets: np.ndarray, counts: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     """Grid counts summed onto the bins (-inf, e0], ..., (e_last, inf) of ``edges`` (grid
     boundaries): a grid bucket lies in the bin of its upper boundary."""
     target = np.searchsorted(np.asarray(edges, dtype=float), grid.upper(buckets), side="left")

@@ -16,8 +16,8 @@ alert thresholds are the mean and sample std of the daily values). Merging never
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 

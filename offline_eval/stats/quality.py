@@ -18,8 +18,8 @@ docs/quality.md):
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class ScoreBins:
 
     def rows(self) -> list[tuple[int, float, float, float, float]]:
         return [(int(b), float(i), float(c), float(s), float(ll)) for b, i, c, s, ll in
-                zip(self.bins, self.impressions, self.clicks, self.score_sum, self.logloss_sum)]
+                zip(self.bins, self.impressions, self.clicks, self.score_sum, self.logloss_sum, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,16 @@ def calibration_table(bins: ScoreBins, groups: int = CALIBRATION_GROUPS) -> list
     for k in np.unique(g):
         m = g == k
         n = float(bins.impressions[m].sum())
-        out.append({"group": int(k), "score_from": float(bins.bins[m][0]) / SCORE_BINS,
-                    "score_to": float(bins.bins[m][-1] + 1) / SCORE_BINS, "impressions": n,
-                    "expected_ctr": float(bins.score_sum[m].sum()) / n, "observed_ctr": float(bins.clicks[m].sum()) / n})
+        out.append(
+            {
+                "group": int(k),
+                "score_from": float(bins.bins[m][0]) / SCORE_BINS,
+                "score_to": float(bins.bins[m][-1] + 1) / SCORE_BINS,
+                "impressions": n,
+                "expected_ctr": float(bins.score_sum[m].sum()) / n,
+                "observed_ctr": float(bins.clicks[m].sum()) / n,
+            }
+        )
     return out
 
 
@@ -149,7 +156,7 @@ def concept_drift(reference: ScoreBins, current: ScoreBins, groups: int = CALIBR
     starts = bucket_edges(reference, groups)
     ref, cur = ctr_by_bucket(reference, starts), ctr_by_bucket(current, starts)
     buckets, abs_sum, rel_sum, weight = [], 0.0, 0.0, 0.0
-    for r, c in zip(ref, cur):
+    for r, c in zip(ref, cur, strict=True):
         row = {"bucket": r["bucket"], "score_from": r["score_from"], "score_to": r["score_to"],
                "ctr_reference": r["ctr"], "ctr_current": c["ctr"], "impressions_current": c["impressions"]}
         buckets.append(row)

@@ -3,8 +3,9 @@ variant against control, with the chosen multiple-testing correction across the 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from offline_eval.stats.ab import Comparison, Moments, adjust_pvalues, cuped, means, ratios, srm, two_proportions
 
@@ -52,7 +53,7 @@ def build_readout(
                    "guardrail": name in guardrails}
             rows.append({k: _finite(v) if isinstance(v, float) else v for k, v in row.items()})
     adjusted = adjust_pvalues([r["p_value"] for r in rows], correction)
-    for r, p in zip(rows, adjusted):
+    for r, p in zip(rows, adjusted, strict=True):
         r["p_value_adjusted"] = p
         r["significant"] = p < alpha
     return {

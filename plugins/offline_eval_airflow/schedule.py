@@ -9,10 +9,18 @@ from typing import Any
 DAGS_START = (2026, 6, 1)
 
 
-def schedule_args(cron: str = "0 0 * * *", *, max_active_runs: int = 1, retries: int = 2,
+def timetable(cron: str = "0 0 * * *") -> Any:
+    """A data-interval timetable in UTC: the run for ``[D, D+1)`` starts after that interval and
+    has ``ds = D``, so a run evaluates the day it is named after."""
+    from airflow.sdk import CronDataIntervalTimetable
+
+    return CronDataIntervalTimetable(cron, timezone="UTC")
+
+
+def schedule_args(*, max_active_runs: int = 1, retries: int = 2,
                   retry_delay: timedelta = timedelta(minutes=1)) -> dict[str, Any]:
-    """* A data-interval timetable in UTC: the run for ``[D, D+1)`` starts after that interval
-      and has ``ds = D``, so a run evaluates the day it is named after.
+    """The rest of the schedule (the ``schedule=timetable(...)`` argument is given by each DAG):
+
     * No catchup; history is filled with ``airflow backfill create`` (scripts/backfill.sh).
     * ``OFFLINE_EVAL_DAILY_END_DATE`` (yyyy-mm-dd, optional): the last day to schedule. The demo
       sets it to its last generated day so that unpausing for the backfill schedules nothing
@@ -20,11 +28,9 @@ def schedule_args(cron: str = "0 0 * * *", *, max_active_runs: int = 1, retries:
       Variables at parse time.
     """
     import pendulum
-    from airflow.sdk import CronDataIntervalTimetable
 
     end = os.environ.get("OFFLINE_EVAL_DAILY_END_DATE")
     return {
-        "schedule": CronDataIntervalTimetable(cron, timezone="UTC"),
         "start_date": pendulum.datetime(*DAGS_START, tz="UTC"),
         "catchup": False,
         "end_date": pendulum.parse(end, tz="UTC") if end else None,

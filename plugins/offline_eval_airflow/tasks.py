@@ -17,7 +17,8 @@ On the command line the same contract is the exit code: 3 bad data, 2 configurat
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 SPARK_CONN_ID = os.environ.get("OFFLINE_EVAL_SPARK_CONN_ID", "spark_connect_default")
 

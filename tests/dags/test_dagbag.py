@@ -122,12 +122,12 @@ def test_bad_data_and_config_fail_at_once_the_rest_is_retried(settings, small_wo
     (configuration) raise AirflowFailException, which Airflow never retries; an engine that does
     not answer raises a plain error, which it retries."""
     from airflow.sdk.exceptions import AirflowFailException
+    from offline_eval_airflow import run_job
 
     from offline_eval.config import DayConfig
     from offline_eval.io.spark import EngineUnavailable
     from offline_eval.jobs import validate
     from offline_eval.summary import daily_summary
-    from offline_eval_airflow import run_job
 
     with pytest.raises(AirflowFailException, match=r"(?s)validate: bad input data .*not retrying.*table clicks, "
                                                    r"partition ds=2026-08-02"):

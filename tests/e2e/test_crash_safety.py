@@ -53,12 +53,19 @@ class Day:
         self.marks.mkdir(parents=True)
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("OFFLINE_EVAL", "SPARK_REMOTE", "MLFLOW_TRACKING", "AIRFLOW"))}
-        self.env.update(OFFLINE_EVAL_HOME=str(self.home), OFFLINE_EVAL_REPORTS=str(self.reports),
-                        OFFLINE_EVAL_DATABASE=DB, SPARK_REMOTE=f"sc://127.0.0.1:{free_port()}",
-                        OFFLINE_EVAL_SPARK_MASTER="local[2]", OFFLINE_EVAL_ENGINE_MEMORY="2g",
-                        OFFLINE_EVAL_SPARK_UI_PORT="0", OFFLINE_EVAL_SHUFFLE_PARTITIONS="2",
-                        SPARK_CONF_DIR=str(ROOT / "conf" / "spark"),
-                        MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}", OFFLINE_EVAL_FAILPOINT_DIR=str(self.marks))
+        self.env.update(
+            OFFLINE_EVAL_HOME=str(self.home),
+            OFFLINE_EVAL_REPORTS=str(self.reports),
+            OFFLINE_EVAL_DATABASE=DB,
+            SPARK_REMOTE=f"sc://127.0.0.1:{free_port()}",
+            OFFLINE_EVAL_SPARK_MASTER="local[2]",
+            OFFLINE_EVAL_ENGINE_MEMORY="2g",
+            OFFLINE_EVAL_SPARK_UI_PORT="0",
+            OFFLINE_EVAL_SHUFFLE_PARTITIONS="2",
+            SPARK_CONF_DIR=str(ROOT / "conf" / "spark"),
+            MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}",
+            OFFLINE_EVAL_FAILPOINT_DIR=str(self.marks),
+        )
         self.warehouse = self.home / "warehouse" / f"{DB}.db"
 
     def cli(self, *args: str, timeout: float = 600) -> str:

@@ -179,8 +179,8 @@ def test_weekly_baseline_dag_stores_the_windows_from_the_profiles(state):
     assert {r["kind"] for r in rows} == {"numeric", "categorical", "score_bins", "metric"}
     price = [r for r in rows if r["model_version"] == "v1" and r["name"] == "f_item_price"][0]
     impressions = pq.read_table(_partition("impressions", "2026-06-17"), columns=["model_version", "f_item_price"])
-    v1 = [p for v, p in zip(*(impressions.column(c).to_pylist() for c in ("model_version", "f_item_price")))
-          if v == "v1" and p is not None]
+    versions, prices = (impressions.column(c).to_pylist() for c in ("model_version", "f_item_price"))
+    v1 = [p for v, p in zip(versions, prices, strict=True) if v == "v1" and p is not None]
     assert price["n"] == len(v1)
     drift = pq.read_table(_partition("drift_daily")).to_pylist()
     assert {(r["model_version"], r["reference"]) for r in drift} >= {("v1", "previous_day"), ("v2", "previous_day")}

@@ -67,7 +67,9 @@ def test_changed_param_replaces_the_run_instead_of_raising(local_settings):
     first = _log(local_settings, key, {"all/ctr": 0.05}, params={"sample_rows": "50000"})
     second = _log(local_settings, key, {"all/ctr": 0.05}, params={"sample_rows": "1000"})
     assert first["run_id"] != second["run_id"]
-    assert MlflowClient(local_settings.mlflow_tracking_uri).get_run(second["run_id"]).data.params == {"sample_rows": "1000"}
+    assert MlflowClient(local_settings.mlflow_tracking_uri).get_run(second["run_id"]).data.params == {
+        "sample_rows": "1000"
+    }
 
 
 def test_days_and_versions_get_their_own_runs(local_settings):

@@ -39,7 +39,9 @@ def test_overwrite_refuses_partitions_it_was_not_given(spark, settings):
 def test_missing_partition_error_names_table_and_ds(spark, settings):
     tables = Tables(spark, settings)
     tables.ensure()
-    with pytest.raises(MissingPartitionError, match=r"offline_eval_test.metrics_daily: partition ds=2031-01-01 does not exist"):
+    with pytest.raises(
+        MissingPartitionError, match=r"offline_eval_test.metrics_daily: partition ds=2031-01-01 does not exist"
+    ):
         tables.read("metrics_daily", "2031-01-01")
 
 
@@ -53,7 +55,9 @@ def test_a_table_from_another_release_is_refused_by_name(spark, settings):
 
     tables = Tables(spark, settings)
     tables.ensure()
-    spark.sql(f"CREATE TABLE {tables.qualified('alerts_old_shape')} (a int, ds string) USING parquet PARTITIONED BY (ds)")
+    spark.sql(
+        f"CREATE TABLE {tables.qualified('alerts_old_shape')} (a int, ds string) USING parquet PARTITIONED BY (ds)"
+    )
     from offline_eval.contract import ALERTS_DAILY, TableSpec
 
     renamed = TableSpec("alerts_old_shape", ALERTS_DAILY.columns, ALERTS_DAILY.keys, "")

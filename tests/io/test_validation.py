@@ -11,8 +11,8 @@ from pyspark.sql import functions as F
 from offline_eval.config import DayConfig
 from offline_eval.io.paths import validation_dir
 from offline_eval.io.tables import Tables
-from offline_eval.jobs import validate
 from offline_eval.io.validation import ValidationFailed, row_count_bounds
+from offline_eval.jobs import validate
 
 pytestmark = pytest.mark.spark
 
@@ -48,13 +48,28 @@ def _first(n: int, column: str, value):
 
 
 CASES = [
-    ("impressions", _first(3, "request_id", None), "expect_column_values_to_not_be_null on column request_id: 3 unexpected rows"),
+    (
+        "impressions",
+        _first(3, "request_id", None),
+        "expect_column_values_to_not_be_null on column request_id: 3 unexpected rows",
+    ),
     ("orders", _first(2, "price", -4.5), "expect_column_values_to_be_between on column price: 2 unexpected rows"),
-    ("impressions", _first(4, "variant", "treatment_b"), "expect_column_values_to_be_in_set on column variant: 4 unexpected rows"),
-    ("sessions", _first(1, "variant", "holdout"), "expect_column_values_to_be_in_set on column variant: 1 unexpected rows"),
+    (
+        "impressions",
+        _first(4, "variant", "treatment_b"),
+        "expect_column_values_to_be_in_set on column variant: 4 unexpected rows",
+    ),
+    (
+        "sessions",
+        _first(1, "variant", "holdout"),
+        "expect_column_values_to_be_in_set on column variant: 1 unexpected rows",
+    ),
     ("impressions", _first(2, "score", 1.5), "expect_column_values_to_be_between on column score: 2 unexpected rows"),
-    ("impressions", lambda df: df.unionByName(df.limit(5)),
-     "expect_compound_columns_to_be_unique on column request_id,item_id: 10 unexpected rows"),
+    (
+        "impressions",
+        lambda df: df.unionByName(df.limit(5)),
+        "expect_compound_columns_to_be_unique on column request_id,item_id: 10 unexpected rows",
+    ),
 ]
 
 
@@ -280,5 +295,5 @@ def test_a_new_dominant_value_stops_the_day(spark, settings, small_world):
     assert top[0][0] == "unknown" and top[0][1] == pytest.approx(expected_share)
     before = json.loads((validation_dir(settings, day_a) / "validation.json").read_text())
     top_a = before["tables"]["impressions"]["features"]["c_device"]["top"]
-    counts = sorted(((-devices.count(v), v) for v in set(devices) if v is not None))[:5]
+    counts = sorted((-devices.count(v), v) for v in set(devices) if v is not None)[:5]
     assert [[v, pytest.approx(-c / n)] for c, v in counts] == top_a

@@ -8,7 +8,7 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from offline_eval.metrics.ab import exposed_units, experiment_units, per_user
+from offline_eval.metrics.ab import experiment_units, exposed_units, per_user
 
 pytestmark = pytest.mark.spark
 

@@ -55,7 +55,9 @@ def test_the_previous_day_was_profiled_from_its_raw_partitions(spark, settings, 
         payload = json.loads(row.payload)
         x = imps.loc[imps.model_version == version, "f_item_price"].to_numpy(float)
         assert row.n == x.size == sum(payload["counts"])
-        assert row["mean"] == pytest.approx(x.mean(), rel=1e-12) and row["std"] == pytest.approx(x.std(ddof=1), rel=1e-12)
+        assert row["mean"] == pytest.approx(x.mean(), rel=1e-12) and row["std"] == pytest.approx(
+            x.std(ddof=1), rel=1e-12
+        )
         # each value in its grid bucket, counted exactly
         ids, n = np.unique(np.digitize(x, grid.BOUNDARIES, right=True), return_counts=True)
         assert payload["buckets"] == ids.tolist() and payload["counts"] == n.tolist()
@@ -118,7 +120,9 @@ def test_evidently_report_shows_the_same_psi_and_mlflow_has_the_drift(spark, set
     drift = _table(spark, settings, "drift_daily", DS)
     client = MlflowClient(settings.mlflow_tracking_uri)
     for p in published:
-        report = json.loads((settings.reports_dir / "home_feed_ctr" / p["model_version"] / DS / "report.json").read_text())
+        report = json.loads(
+            (settings.reports_dir / "home_feed_ctr" / p["model_version"] / DS / "report.json").read_text()
+        )
         ev = binned_psi(report)
         mine = drift[(drift.model_version == p["model_version"]) & (drift.reference == "previous_day")
                      & (drift.type == "numeric")]

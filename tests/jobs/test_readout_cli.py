@@ -132,7 +132,13 @@ def delta(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
 
 def test_srm_banner_and_escaped_html(spark, tmp_path):
     path = tmp_path / "units.csv"
-    rows = ["variant,clicked"] + ["control,1"] * 300 + ["control,0"] * 4700 + ["<b>v2</b>,1"] * 380 + ["<b>v2</b>,0"] * 5220
+    rows = (
+        ["variant,clicked"]
+        + ["control,1"] * 300
+        + ["control,0"] * 4700
+        + ["<b>v2</b>,1"] * 380
+        + ["<b>v2</b>,0"] * 5220
+    )
     path.write_text("\n".join(rows) + "\n")
     html = tmp_path / "r.html"
     got = _readout(tmp_path, "--input", str(path), "--variant-col", "variant", "--control", "control",

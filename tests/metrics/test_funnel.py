@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import contextlib
-import io
-
 import datetime as dt
+import io
 
 import pytest
 

@@ -68,7 +68,7 @@ def test_nulls_nan_and_infinities(spark):
     (p,) = numeric_profiles(df, [], ["x"]).values()
     top, bottom = len(grid.BOUNDARIES), 0
     assert p["x"].missing == 2 and p["x"].n == 5
-    counts = dict(zip(p["x"].buckets.tolist(), p["x"].counts.tolist()))
+    counts = dict(zip(p["x"].buckets.tolist(), p["x"].counts.tolist(), strict=True))
     assert counts[top] == 1 and counts[bottom] == 1 and counts[int(grid.bucket_index(np.array([2.0]))[0])] == 2
     assert (p["x"].min, p["x"].max) == (float("-inf"), float("inf"))
 

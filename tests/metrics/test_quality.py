@@ -19,13 +19,19 @@ def requests():
         scores = rng.permutation(np.round(rng.uniform(0.01, 0.5, 12), 6))  # distinct within a request
         clicks = (rng.uniform(size=12) < scores).astype(int)
         seg = "new_users" if r % 3 == 0 else "returning_users"
-        rows += [("m", "v1", "control", seg, f"r{r}", i + 1, float(s), int(c)) for i, (s, c) in enumerate(zip(scores, clicks))]
+        rows += [
+            ("m", "v1", "control", seg, f"r{r}", i + 1, float(s), int(c))
+            for i, (s, c) in enumerate(zip(scores, clicks, strict=True))
+        ]
     return rows
 
 
 def test_ranking_sums_equal_sklearn_and_hand_formulas(spark, requests):
-    df = spark.createDataFrame(requests, "model_name string, model_version string, variant string, user_segment string, "
-                                         "request_id string, position int, score double, clicked int")
+    df = spark.createDataFrame(
+        requests,
+        "model_name string, model_version string, variant string, user_segment string, "
+        "request_id string, position int, score double, clicked int",
+    )
     got = {r["user_segment"]: r.asDict() for r in ranking_sums(df, ["model_name", "model_version", "variant",
                                                                       "user_segment"]).collect()}
     for seg in ("new_users", "returning_users"):
@@ -50,7 +56,9 @@ def test_ranking_sums_equal_sklearn_and_hand_formulas(spark, requests):
 def test_score_bins_give_sklearn_auc_within_the_bound(spark, requests):
     df = spark.createDataFrame([(r[0], r[6], r[7]) for r in requests], "model_name string, score double, clicked int")
     cells = score_bins(df, ["model_name"]).collect()
-    bins = ScoreBins.from_rows([(c["bin"], c["impressions"], c["clicks"], c["score_sum"], c["logloss_sum"]) for c in cells])
+    bins = ScoreBins.from_rows(
+        [(c["bin"], c["impressions"], c["clicks"], c["score_sum"], c["logloss_sum"]) for c in cells]
+    )
     y = np.array([r[7] for r in requests])
     s = np.array([r[6] for r in requests])
     assert bins.n == len(requests) and bins.clicks.sum() == y.sum()

@@ -48,7 +48,7 @@ class _Rng:
         u = self.uniform(salt, *cols)
         total = sum(weights)
         expr, cum = None, 0.0
-        for option, weight in zip(options[:-1], weights[:-1]):
+        for option, weight in zip(options[:-1], weights[:-1], strict=True):
             cum += weight / total
             expr = F.when(u < cum, option) if expr is None else expr.when(u < cum, option)
         return expr.otherwise(options[-1]) if expr is not None else F.lit(options[-1])
@@ -231,9 +231,17 @@ def _sessions(spark: SparkSession, sc: Scenario, rng: _Rng, days: DataFrame, use
         )
         .withColumn(
             "traffic_source",
-            F.when(promo_new, rng.choice("src_p", ("promo_ad", "organic", "search", "push"), (0.75, 0.1, 0.1, 0.05), k, F.col("s")))
-            .when(F.col("is_new"), rng.choice("src_n", ("organic", "search", "promo_ad", "push"), (0.4, 0.3, 0.25, 0.05), k, F.col("s")))
-            .otherwise(rng.choice("src", ("organic", "push", "search", "promo_ad"), (0.55, 0.2, 0.2, 0.05), k, F.col("s"))),
+            F.when(
+                promo_new,
+                rng.choice("src_p", ("promo_ad", "organic", "search", "push"), (0.75, 0.1, 0.1, 0.05), k, F.col("s")),
+            )
+            .when(
+                F.col("is_new"),
+                rng.choice("src_n", ("organic", "search", "promo_ad", "push"), (0.4, 0.3, 0.25, 0.05), k, F.col("s")),
+            )
+            .otherwise(
+                rng.choice("src", ("organic", "push", "search", "promo_ad"), (0.55, 0.2, 0.2, 0.05), k, F.col("s"))
+            ),
         )
     )
 
@@ -246,7 +254,9 @@ def _impressions(spark: SparkSession, sc: Scenario, rng: _Rng, sessions: DataFra
     uid = F.col("user_id")
     stride = SLOTS_PER_REQUEST
     # Item ids are laid out so that id % 10 == position - 1: distinct items within a request.
-    old_item = F.floor(F.pow(rng.uniform("old_item", k, s, pos), F.lit(2.0)) * (sc.base_items // stride)) * stride + (pos - 1)
+    old_item = F.floor(F.pow(rng.uniform("old_item", k, s, pos), F.lit(2.0)) * (sc.base_items // stride)) * stride + (
+        pos - 1
+    )
     age = F.floor(rng.uniform("item_age", k, s, pos) * NEW_WINDOW_DAYS).cast("int")
     block = k - age + (NEW_WINDOW_DAYS - 1)
     new_item = (
@@ -281,7 +291,9 @@ def _impressions(spark: SparkSession, sc: Scenario, rng: _Rng, sessions: DataFra
         .withColumn("pos_factor", pos_factor)
         # A user's propensity to click, mean 1 and stable across days: what CUPED's
         # pre-period covariate can explain.
-        .withColumn("user_appeal", F.exp(F.lit(USER_APPEAL_SD) * rng.normal("appeal", uid) - F.lit(USER_APPEAL_SD**2 / 2)))
+        .withColumn(
+            "user_appeal", F.exp(F.lit(USER_APPEAL_SD) * rng.normal("appeal", uid) - F.lit(USER_APPEAL_SD**2 / 2))
+        )
         .withColumn("f_user_tenure_days", tenure.cast("int"))
         .withColumn("f_user_orders_90d", orders_90d.cast("int"))
         .withColumn(
@@ -292,14 +304,22 @@ def _impressions(spark: SparkSession, sc: Scenario, rng: _Rng, sessions: DataFra
         )
         .withColumn(
             "f_user_avg_order_value",
-            F.when(F.col("f_user_orders_90d") > 0, F.round(F.exp(F.lit(math.log(45.0)) + F.lit(0.5) * rng.normal("aov", uid)), 2)),
+            F.when(
+                F.col("f_user_orders_90d") > 0,
+                F.round(F.exp(F.lit(math.log(45.0)) + F.lit(0.5) * rng.normal("aov", uid)), 2),
+            ),
         )
         .withColumn("f_item_price", F.col("price"))
         .withColumn("f_item_age_days", F.datediff(F.col("date"), F.col("first_listed_date")).cast("int"))
         .withColumn(
             "f_item_ctr_7d",
             F.when(F.col("f_item_age_days") < NEW_WINDOW_DAYS, F.lit(0.05)).otherwise(
-                F.round(F.lit(0.08) * F.col("quality") * (F.lit(0.9) + F.lit(0.2) * rng.uniform("ictr", F.col("item_id"), k)), 5)
+                F.round(
+                    F.lit(0.08)
+                    * F.col("quality")
+                    * (F.lit(0.9) + F.lit(0.2) * rng.uniform("ictr", F.col("item_id"), k)),
+                    5,
+                )
             ),
         )
         .withColumn("f_hour", F.col("hour"))
@@ -322,7 +342,9 @@ def _click_probability(df: DataFrame, sc: Scenario) -> DataFrame:
         .when(promo, sc.promo_ctr_returning)
         .otherwise(sc.ctr_returning)
     )
-    item = F.when(F.col("new_item_slot"), sc.new_item_ctr_factor).otherwise(1.0) * F.col("quality") * F.col("user_appeal")
+    item = (
+        F.when(F.col("new_item_slot"), sc.new_item_ctr_factor).otherwise(1.0) * F.col("quality") * F.col("user_appeal")
+    )
     untreated = F.least(F.lit(0.9), base * F.col("pos_factor") * item)
     lift = F.when(F.col("variant") == "treatment", 1 + sc.treatment_ctr_lift).otherwise(1.0)
     # Both models were trained before the promotion: they predict the pre-promotion click
@@ -348,14 +370,18 @@ def _funnel(sc: Scenario, rng: _Rng, impressions: DataFrame) -> tuple[DataFrame,
 
     rid, iid = F.col("request_id"), F.col("item_id")
     clicked = impressions.where(rng.uniform("click", rid, iid) < F.col("p_click")).withColumn(
-        "click_ts", F.col("impression_ts") + F.make_dt_interval(secs=F.lit(5) + F.floor(rng.uniform("cts", rid, iid) * 115))
+        "click_ts",
+        F.col("impression_ts") + F.make_dt_interval(secs=F.lit(5) + F.floor(rng.uniform("cts", rid, iid) * 115)),
     )
     cart_rate = F.when(F.col("is_new"), sc.cart_rate_new).otherwise(sc.cart_rate_returning)
     carted = (
         clicked.where(rng.uniform("cart", rid, iid) < cart_rate)
         .withColumn("cart_event_id", F.concat_ws("-", rid, iid.cast("string"), F.lit("c")))
         .withColumn("quantity", (F.lit(1) + F.floor(F.pow(rng.uniform("qty", rid, iid), F.lit(3.0)) * 3)).cast("int"))
-        .withColumn("event_ts", F.col("click_ts") + F.make_dt_interval(secs=F.lit(30) + F.floor(rng.uniform("ets", rid, iid) * 570)))
+        .withColumn(
+            "event_ts",
+            F.col("click_ts") + F.make_dt_interval(secs=F.lit(30) + F.floor(rng.uniform("ets", rid, iid) * 570)),
+        )
     )
     order_rate = F.when(F.col("is_new"), sc.order_rate_new).otherwise(sc.order_rate_returning) * F.when(
         F.col("variant") == "treatment", 1 + sc.treatment_order_lift
@@ -363,6 +389,9 @@ def _funnel(sc: Scenario, rng: _Rng, impressions: DataFrame) -> tuple[DataFrame,
     ordered = (
         carted.where(rng.uniform("order", rid, iid) < order_rate)
         .withColumn("order_id", F.concat_ws("-", rid, iid.cast("string"), F.lit("o")))
-        .withColumn("order_ts", F.col("event_ts") + F.make_dt_interval(secs=F.lit(60) + F.floor(rng.uniform("ots", rid, iid) * 1740)))
+        .withColumn(
+            "order_ts",
+            F.col("event_ts") + F.make_dt_interval(secs=F.lit(60) + F.floor(rng.uniform("ots", rid, iid) * 1740)),
+        )
     )
     return clicked, carted, ordered

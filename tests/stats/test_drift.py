@@ -7,8 +7,7 @@ import pytest
 from scipy import stats
 
 from offline_eval.stats import grid
-from offline_eval.stats.drift import (chi2_p_value, coarse_counts, compare_numeric, js_distance, ks_on_grid, psi,
-                                      verdict)
+from offline_eval.stats.drift import chi2_p_value, coarse_counts, compare_numeric, js_distance, ks_on_grid, psi, verdict
 from tests.stats.test_grid import profile_of
 
 

@@ -58,7 +58,7 @@ def test_quantile_edges_bracket_the_quantile():
     p = profile_of(x)
     edges = p.decile_edges
     assert len(edges) == 9
-    for q, e in zip(np.arange(1, 10) / 10, edges):
+    for q, e in zip(np.arange(1, 10) / 10, edges, strict=True):
         below = grid.lower(grid.bucket_index(np.array([e])))[0]
         assert (x <= e).mean() >= q - 1e-12 > (x <= below).mean()  # F(edge) >= q > F(bucket's lower end)
         assert abs(e / np.quantile(x, q, method="inverted_cdf") - 1) <= 2 * grid.ALPHA

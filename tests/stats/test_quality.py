@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from offline_eval.stats.quality import (SCORE_BINS, ScoreBins, auc, calibration_groups, calibration_ratio,
-                                        concept_drift, ece, logloss)
+from offline_eval.stats.quality import (
+    SCORE_BINS,
+    ScoreBins,
+    auc,
+    calibration_groups,
+    calibration_ratio,
+    concept_drift,
+    ece,
+    logloss,
+)
 
 
 def _bins(score: np.ndarray, y: np.ndarray) -> ScoreBins:
@@ -14,7 +22,7 @@ def _bins(score: np.ndarray, y: np.ndarray) -> ScoreBins:
     b = np.minimum(np.floor(score * SCORE_BINS), SCORE_BINS - 1).astype(int)
     p = np.clip(score, 1e-15, 1 - 1e-15)
     loss = -(y * np.log(p) + (1 - y) * np.log(1 - p))
-    rows = [(int(k), 1.0, float(c), float(s), float(ll)) for k, c, s, ll in zip(b, y, score, loss)]
+    rows = [(int(k), 1.0, float(c), float(s), float(ll)) for k, c, s, ll in zip(b, y, score, loss, strict=True)]
     return ScoreBins.from_rows(rows)
 
 
@@ -54,7 +62,7 @@ def test_ece_and_calibration(sample):
     score, y = sample
     bins = _bins(score, y)
     # reference: the same ten groups of bins, computed on the raw rows
-    group_of_bin = dict(zip(bins.bins.tolist(), calibration_groups(bins).tolist()))
+    group_of_bin = dict(zip(bins.bins.tolist(), calibration_groups(bins).tolist(), strict=True))
     g = np.array([group_of_bin[int(k)] for k in np.minimum(np.floor(score * SCORE_BINS), SCORE_BINS - 1)])
     want = sum((g == k).sum() * abs(y[g == k].mean() - score[g == k].mean()) for k in np.unique(g)) / y.size
     assert ece(bins) == pytest.approx(want, rel=1e-12)
