@@ -70,7 +70,7 @@ def step_spark_profile(ref: str, profile_out: str) -> dict:
 
     from offline_eval.io.files import read_table
     from offline_eval.io.spark import get_spark
-    from offline_eval.jobs.drift import table_profile
+    from offline_eval.metrics.table_profile import table_profile
 
     spark = get_spark(tag="bench-profile")
     t0 = time.monotonic()
@@ -88,7 +88,8 @@ def step_spark_drift(cur: str, profile_in: str) -> dict:
 
     from offline_eval.io.files import read_table
     from offline_eval.io.spark import get_spark
-    from offline_eval.jobs.drift import compare, table_profile
+    from offline_eval.metrics.table_profile import table_profile
+    from offline_eval.stats.day_drift import compare
 
     reference = pickle.loads(Path(profile_in).read_bytes())
     spark = get_spark(tag="bench-drift")

@@ -136,7 +136,7 @@ def cmd_summary(args: argparse.Namespace) -> object:
 def cmd_readout(args: argparse.Namespace) -> object:
     from offline_eval.jobs import readout
 
-    specs = readout.parse_specs(args.metric, args.ratio, args.covariate)
+    specs = parse_specs(args.metric, args.ratio, args.covariate)
     result = readout.run(
         args.input, args.variant_col, args.control, specs, args.out,
         alpha=args.alpha, correction=args.correction, equal_var=args.equal_var,
@@ -148,6 +148,38 @@ def cmd_readout(args: argparse.Namespace) -> object:
         print(to_markdown(result, title=f"A/B readout of {args.input}"))
         return None
     return result
+
+
+def parse_specs(metrics: Sequence[str], ratios: Sequence[str], covariates: Sequence[str]) -> list:
+    """``COL:proportion|mean``, ``NUM/DEN`` and ``METRIC=COL`` from the command line, as
+    ``metrics.ab.MetricSpec``s."""
+    from offline_eval.metrics.ab import MetricSpec
+
+    covs: dict[str, str] = {}
+    for item in covariates:
+        name, sep, col = item.partition("=")
+        if not sep or not name or not col:
+            raise ConfigError(f"--covariate {item!r}: expected METRIC=COLUMN")
+        covs[name] = col
+    specs: list[MetricSpec] = []
+    for item in metrics:
+        col, sep, kind = item.rpartition(":")
+        if not sep or not col or kind not in ("proportion", "mean"):
+            raise ConfigError(f"--metric {item!r}: expected COLUMN:proportion or COLUMN:mean")
+        specs.append(MetricSpec(col, kind, col, covariate=covs.pop(col, None)))
+    for item in ratios:
+        num, sep, den = item.partition("/")
+        if not sep or not num or not den:
+            raise ConfigError(f"--ratio {item!r}: expected NUMERATOR_COLUMN/DENOMINATOR_COLUMN")
+        specs.append(MetricSpec(item, "ratio", num, denominator=den))
+    if covs:
+        raise ConfigError(f"--covariate for unknown metrics {sorted(covs)}; covariates apply to --metric columns")
+    if not specs:
+        raise ConfigError("give at least one --metric or --ratio")
+    names = [m.name for m in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"metrics listed twice: {names}")
+    return specs
 
 
 def cmd_ab_readout(args: argparse.Namespace) -> object:

@@ -296,7 +296,7 @@ class DayConfig:
     new_user_days: int = 7
     new_item_days: int = 7
     repurchase_lookback_days: int = 30
-    sample_rows: int = 50_000
+    sample_rows: int = 50_000  # Thresholds.sample_rows
     extra_tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -314,4 +314,6 @@ class DayConfig:
         return parse_ds(self.ds)
 
     def ds_offset(self, days: int) -> str:
-        return (self.date + dt.timedelta(days=days)).isoformat()
+        from offline_eval.dates import offset  # dates imports this module
+
+        return offset(self.ds, days)

@@ -6,9 +6,21 @@ from dataclasses import dataclass
 
 from offline_eval.config import parse_ds
 
+_EPOCH = dt.date(1970, 1, 1)
+
 
 def offset(ds: str, days: int) -> str:
     return (parse_ds(ds) + dt.timedelta(days=days)).isoformat()
+
+
+def days_between(start: str, end: str) -> int:
+    """end - start in days (negative when end is earlier)."""
+    return (parse_ds(end) - parse_ds(start)).days
+
+
+def epoch_day(ds: str) -> int:
+    """Days since 1970-01-01."""
+    return (parse_ds(ds) - _EPOCH).days
 
 
 def date_range(start: str, end: str) -> list[str]:

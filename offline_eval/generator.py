@@ -13,6 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from offline_eval.config import ConfigError, validate_ds, validate_identifier
+from offline_eval.dates import days_between, offset
 
 NEW_WINDOW_DAYS = 7  # a user / item is "new" for 7 days after signup / listing
 SLOTS_PER_REQUEST = 10
@@ -92,16 +93,16 @@ class Scenario:
 
     @property
     def dates(self) -> list[str]:
-        return [(self.start_date + dt.timedelta(days=k)).isoformat() for k in range(self.days)]
+        return [offset(self.start, k) for k in range(self.days)]
 
     @property
     def experiment_day(self) -> int:
         """Day index of the experiment start (0 if it started before the window)."""
-        return max(0, (dt.date.fromisoformat(self.experiment_start) - self.start_date).days)
+        return max(0, days_between(self.start, self.experiment_start))
 
     @property
     def promo_ds(self) -> str:
-        return (self.start_date + dt.timedelta(days=self.promo_day)).isoformat()
+        return offset(self.start, self.promo_day)
 
     def ground_truth(self) -> dict:
         """Expected values the pipeline should recover (in expectation, before sampling noise)."""

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from offline_eval.dates import date_range, offset, weekly_end, window_dates
 from offline_eval.stats.decompose import mix_rate
+from offline_eval.thresholds import DEFAULT, Thresholds
+from offline_eval.thresholds import load as load_thresholds
 
 if TYPE_CHECKING:
     from offline_eval.io.tables import Tables
@@ -16,7 +18,6 @@ if TYPE_CHECKING:
 COLUMNS = (("ctr", "CTR", "{:6.2%}"), ("cvr", "CVR", "{:6.2%}"), ("gmv_per_user", "GMV/user", "{:8.2f}"),
            ("new_user_share", "new users", "{:6.1%}"), ("new_user_coverage", "coverage", "{:6.1%}"))
 # A day-over-day relative CTR drop beyond this is marked (the seeds' "medium alert" rule).
-CTR_DROP_ALERT = 0.10
 
 
 USER_SEGMENTS = ("new_users", "returning_users")
@@ -106,7 +107,7 @@ def _alert_lines(alerts: list[dict] | None) -> list[str]:
 
 
 def format_root_cause(rows: dict[str, dict[str, list[dict]]], drift: dict | None = None,
-                      alerts: dict | None = None, since: str = "") -> str:
+                      alerts: dict | None = None, since: str = "", thresholds: Thresholds = DEFAULT) -> str:
     """For every flagged day (CTR drop above the alert), split the change of CTR, CVR and GMV
     per user into mix (new vs returning users' shares) and rate effects, against the previous
     day and against the weekly baseline (the 7 days ending the Sunday before), and list the
@@ -125,7 +126,7 @@ def format_root_cause(rows: dict[str, dict[str, list[dict]]], drift: dict | None
             if (
                 not all_prev.get("ctr")
                 or all_cur.get("ctr") is None
-                or all_cur["ctr"] / all_prev["ctr"] - 1 >= -CTR_DROP_ALERT
+                or all_cur["ctr"] / all_prev["ctr"] - 1 >= -thresholds.ctr_drop
             ):
                 continue
             lines += ["", f"Why {version} moved on {ds}: mix = new/returning users' shares changed, "
@@ -141,10 +142,12 @@ def format_root_cause(rows: dict[str, dict[str, list[dict]]], drift: dict | None
     return "\n" + "\n".join(lines) if lines else ""
 
 
-def format_summary(data: dict[str, dict[str, dict[str, float]]], model: str) -> str:
+def format_summary(data: dict[str, dict[str, dict[str, float]]], model: str,
+                   thresholds: Thresholds = DEFAULT) -> str:
     if not data:
         return f"no published metrics for model {model}"
-    lines = [f"Daily summary of {model} (segment all; '<<' marks a day-over-day CTR drop above {CTR_DROP_ALERT:.0%})"]
+    lines = [f"Daily summary of {model} (segment all; '<<' marks a day-over-day CTR drop above "
+             f"{thresholds.ctr_drop:.0%})"]
     header = f"{'ds':<11} {'version':<8}" + "".join(f" {title:>9}" for _, title, _ in COLUMNS) + "  CTR d/d"
     for version in sorted(data):
         lines += ["", header, "-" * len(header)]
@@ -158,7 +161,7 @@ def format_summary(data: dict[str, dict[str, dict[str, float]]], model: str) -> 
             change = ""
             if ctr is not None and prev_ctr:
                 rel = ctr / prev_ctr - 1
-                change = f"  {rel:+6.1%}" + ("  <<" if rel < -CTR_DROP_ALERT else "")
+                change = f"  {rel:+6.1%}" + ("  <<" if rel < -thresholds.ctr_drop else "")
             lines.append(f"{ds:<11} {version:<8}{cells}{change}")
             prev_ctr = ctr
     return "\n".join(lines)
@@ -193,7 +196,9 @@ def daily_summary(tables: Tables, model: str, start: str, end: str) -> str:
     alerts = {k: sorted(v, key=lambda a: (order.get(a["reference"].split(" ")[0], 9), order.get(a["rule"], 9),
                                           str(a["variant"]), a["segment"], a["metric"]))
               for k, v in _by_version_day(day_rows(tables, "alerts_daily", dates), model).items()}
-    return format_summary(alll, model) + format_root_cause(rows, drift_info, alerts, since=start)
+    limits = load_thresholds().for_model(model)
+    return format_summary(alll, model, limits) + format_root_cause(rows, drift_info, alerts, since=start,
+                                                                   thresholds=limits)
 
 
 # readout metric -> key of the generator's ground truth (docs/demo_scenario.md)

@@ -1,50 +1,73 @@
-"""Backfills of a DAG, through Airflow's own models (one process, no CLI call per poll):
+"""Backfills of a DAG:
 
   backfills.py wait --dag-id D --start S --end E   progress of the runs over S..E until all have
       finished and the scheduler has closed the backfill; exit 0 if every run succeeded, 1 if
-      any failed, 2 on timeout.
+      any failed, 2 on timeout. Through Airflow's public REST API (the api-server at
+      AIRFLOW__API__BASE_URL), with the token in AIRFLOW_API_TOKEN, or, when the simple auth
+      manager runs with all users admins (the embedded stack), the token it hands out.
   backfills.py close-unfinished --dag-id D          before the components start: close a backfill
       left open by an interrupted `make demo` / `make backfill` (Airflow allows one open backfill
-      per DAG), failing its unfinished runs, so the next backfill can reprocess them.
+      per DAG), failing its unfinished runs, so the next backfill can reprocess them. No
+      api-server runs at that moment, so this one goes through Airflow's models.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections import Counter
 
 FINISHED = {"success", "failed"}
 
 
-def latest_runs(dag_id: str, start: dt.date, end: dt.date) -> dict[str, str]:
-    from airflow.models import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
+class Api:
+    """The few calls of Airflow's public REST API (v2) this script needs."""
 
-    lo = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
-    hi = dt.datetime.combine(end, dt.time(), tzinfo=dt.UTC)
-    with create_session() as session:
-        rows = session.execute(
-            select(DagRun.logical_date, DagRun.state, DagRun.id)
-            .where(DagRun.dag_id == dag_id, DagRun.logical_date >= lo, DagRun.logical_date <= hi)
-            .order_by(DagRun.id)
-        ).all()
+    def __init__(self, base_url: str | None = None, token: str | None = None) -> None:
+        self.base = (base_url or os.environ.get("AIRFLOW__API__BASE_URL") or "http://127.0.0.1:8080").rstrip("/")
+        self.token = token or os.environ.get("AIRFLOW_API_TOKEN") or self._all_admins_token()
+
+    def _all_admins_token(self) -> str:
+        try:
+            with urllib.request.urlopen(f"{self.base}/auth/token", timeout=30) as r:
+                return json.load(r)["access_token"]
+        except urllib.error.HTTPError as exc:
+            raise SystemExit(f"error: the api-server at {self.base} hands out no token without credentials "
+                             f"({exc.code}): set AIRFLOW_API_TOKEN") from None
+
+    def get(self, path: str, **params: object) -> dict:
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        request = urllib.request.Request(f"{self.base}/api/v2{path}?{query}",
+                                         headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return json.load(r)
+
+
+def latest_runs(api: Api, dag_id: str, start: dt.date, end: dt.date) -> dict[str, str]:
+    """{ds: state} of the latest run of each day of start..end."""
     out: dict[str, str] = {}
-    for logical_date, state, _ in rows:  # later runs of a day override earlier ones
-        out[logical_date.date().isoformat()] = str(getattr(state, "value", state))
-    return out
+    offset = 0
+    while True:
+        page = api.get(f"/dags/{urllib.parse.quote(dag_id)}/dagRuns", order_by="id", limit=100, offset=offset,
+                       logical_date_gte=f"{start.isoformat()}T00:00:00Z",
+                       logical_date_lte=f"{end.isoformat()}T00:00:00Z")
+        runs = page.get("dag_runs", [])
+        for run in runs:  # later runs of a day override earlier ones
+            out[run["logical_date"][:10]] = str(run["state"])
+        offset += len(runs)
+        if not runs or offset >= (page.get("total_entries") or 0):
+            return out
 
 
-def open_backfills(dag_id: str) -> list:
-    from airflow.models.backfill import Backfill
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        return list(session.scalars(select(Backfill).where(Backfill.dag_id == dag_id,
-                                                            Backfill.completed_at.is_(None))))
+def open_backfills(api: Api, dag_id: str) -> list[dict]:
+    return [b for b in api.get("/backfills", dag_id=dag_id, limit=100).get("backfills", [])
+            if not b.get("completed_at")]
 
 
 def close_unfinished(dag_id: str) -> int:
@@ -90,11 +113,12 @@ def main() -> int:
 
 def wait(a: argparse.Namespace) -> int:
     start, end = dt.date.fromisoformat(a.start), dt.date.fromisoformat(a.end)
+    api = Api()
     expected = (end - start).days + 1
     t0 = time.monotonic()
     last = ""
     while True:
-        runs = latest_runs(a.dag_id, start, end)
+        runs = latest_runs(api, a.dag_id, start, end)
         counts = Counter(runs.values())
         elapsed = int(time.monotonic() - t0)
         line = (
@@ -108,7 +132,7 @@ def wait(a: argparse.Namespace) -> int:
         done = sum(counts.get(s, 0) for s in FINISHED)
         if len(runs) >= expected and done == len(runs):
             closing = time.monotonic()
-            while open_backfills(a.dag_id) and time.monotonic() - closing < 60:
+            while open_backfills(api, a.dag_id) and time.monotonic() - closing < 60:
                 time.sleep(2)  # the scheduler closes a backfill a few seconds after its last run
             failed = sorted(d for d, s in runs.items() if s == "failed")
             if failed:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from offline_eval import failpoints
 from offline_eval.contract import CATEGORICAL_FEATURE_PREFIX, NUMERIC_FEATURE_PREFIX
+from offline_eval.io.paths import write_json_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,3 +149,16 @@ def _drifted(payload: dict[str, Any]) -> tuple[int | None, float | None]:
             value = metric.get("value") or {}
             return int(value.get("count", 0)), float(value.get("share", 0.0))
     return None, None
+
+
+def write_report_folder(tmp: Path, *, current: pd.DataFrame, reference: pd.DataFrame, title: str,
+                psi_edges: dict[str, list[float]], files: dict[str, Any], validation: Path) -> ReportSummary:
+    """The report folder of one version and day, built in ``tmp`` (swapped in by replace_dir):
+    the Evidently report, the day's rows as JSON and the day's validation result."""
+    report = build_report(current, reference, tmp, title=title, psi_edges=psi_edges)
+    failpoints.reach("publish.report_half_written")
+    for file_name, content in files.items():
+        write_json_atomic(tmp / file_name, content)
+    if validation.exists():
+        shutil.copy(validation, tmp / "validation.json")
+    return report

@@ -8,16 +8,19 @@ whose numbers are the latest computation.
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
+import subprocess
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from offline_eval import failpoints
-from offline_eval.config import Settings, validate_ds, validate_identifier
+from offline_eval import __version__, failpoints
+from offline_eval.config import Settings, project_root, validate_ds, validate_identifier
+from offline_eval.dates import epoch_day
+from offline_eval.stats.drift import headline_fields
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -26,7 +29,6 @@ log = logging.getLogger(__name__)
 
 TAG_PREFIX = "offline_eval."
 KEY_TAGS = ("model_name", "model_version", "ds", "cadence")
-_EPOCH = dt.date(1970, 1, 1)
 
 
 class _DayKey:
@@ -37,7 +39,7 @@ class _DayKey:
     @property
     def step(self) -> int:
         """Days since 1970-01-01: the MLflow UI plots runs of successive days along one axis."""
-        return (dt.date.fromisoformat(self.ds) - _EPOCH).days
+        return epoch_day(self.ds)
 
     @property
     def timestamp_ms(self) -> int:
@@ -209,3 +211,56 @@ def log_readout(settings: Settings, readout: Mapping, report_dir: Path, dag_run_
                              if readout.get("pre_period") else "none"),
               "alpha": str(readout["alpha"]), "correction": readout["correction"]}
     return log_day(settings, key, readout_metrics(readout), params, tags, {"ab_readout": report_dir})
+
+
+# Names of the daily run's metrics, and the code version recorded with it.
+
+def source_version() -> str:
+    """The commit of the checkout the code runs from (12 hex digits), else the package version."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=5
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except OSError:
+        pass
+    return __version__
+
+
+def metric_key(segment: str, metric: str, variant: str, variants_of_version: int) -> str:
+    """MLflow metric name: ``<segment>/<metric>``, the variant first if a version ran in several."""
+    base = f"{segment}/{metric}"
+    return f"{variant}/{base}" if variants_of_version > 1 else base
+
+
+def metrics_by_version(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float | None]]:
+    variants: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in rows:
+        variants[(r["model_name"], r["model_version"])].add(r["variant"])
+    out: dict[tuple[str, str], dict[str, float | None]] = defaultdict(dict)
+    for r in rows:
+        key = (r["model_name"], r["model_version"])
+        out[key][metric_key(r["segment"], r["metric"], r["variant"], len(variants[key]))] = r["value"]
+    return out
+
+
+def drift_metrics(drift_rows: list[dict], concept_rows: list[dict], alert_rows: list[dict]) -> dict[str, float | None]:
+    """MLflow keys of the day's drift: ``drift/<reference>/<column>/<statistic>``, concept drift
+    per segment and the alert counts."""
+    out: dict[str, float | None] = {}
+    for r in drift_rows:
+        for stat in headline_fields():
+            if r.get(stat) is not None:
+                out[f"drift/{r['reference']}/{r['column']}/{stat}"] = r[stat]
+    for ref in sorted({r["reference"] for r in drift_rows}):
+        rows = [r for r in drift_rows if r["reference"] == ref]
+        out[f"drift/{ref}/drifted_columns"] = float(sum(r["verdict"] in ("minor", "severe") for r in rows))
+        out[f"drift/{ref}/severe_columns"] = float(sum(r["verdict"] == "severe" for r in rows))
+    for r in concept_rows:
+        base = f"concept/{r['reference']}/{r['segment']}"
+        out[f"{base}/ctr_given_score_abs_change"] = r["mean_abs_change"]
+        out[f"{base}/ctr_given_score_rel_change"] = r["mean_rel_change"]
+    for severity in ("medium", "high"):
+        out[f"alerts/{severity}"] = float(sum(a["severity"] == severity for a in alert_rows))
+    return out

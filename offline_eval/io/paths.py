@@ -74,19 +74,20 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _strict(value: Any) -> Any:
+def strict_json_value(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, at any depth (what strict JSON can hold)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
+        return {k: strict_json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
+        return [strict_json_value(v) for v in value]
     return value
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Strict JSON, atomically: NaN and infinity become null (browsers and jq reject them)."""
-    text = json.dumps(_strict(payload), indent=2, sort_keys=True, default=str, allow_nan=False)
+    text = json.dumps(strict_json_value(payload), indent=2, sort_keys=True, default=str, allow_nan=False)
     write_text_atomic(path, text + "\n")
 
 

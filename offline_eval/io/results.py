@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from offline_eval import failpoints
 from offline_eval.io import profiles as profile_store
+from offline_eval.stats.records import MetricRow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,7 +26,8 @@ def write_day(tables: Tables, result: DayResult, *, metrics: bool = True) -> dic
 
     written = {}
     if metrics:
-        written["metrics_daily"] = tables.write_rows(result.metrics, "metrics_daily", ds=result.ds)
+        written["metrics_daily"] = tables.write_rows([MetricRow.of(m).to_row() for m in result.metrics],
+                                                     "metrics_daily", ds=result.ds)
         failpoints.reach("results.between_writes")
     written["profiles_daily"] = profile_store.write_day(tables, result.profiles.values(), result.ds)
     tables.overwrite(result.sample.withColumn("ds", F.lit(result.ds)), "samples_daily", expected_ds=[result.ds],

@@ -9,7 +9,9 @@ import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+from offline_eval import thresholds
 from offline_eval.config import ConfigError, DayConfig, Settings
 from offline_eval.contract import CATEGORICAL_FEATURE_PREFIX, INPUT_TABLES, NUMERIC_FEATURE_PREFIX, PARTITION_COLUMN
 from offline_eval.errors import DataError
@@ -20,53 +22,54 @@ from offline_eval.io.paths import validation_file, write_json_atomic
 from offline_eval.io.snapshot import DaySnapshot
 from offline_eval.io.tables import Tables
 from offline_eval.metrics.inputs import feature_health
+from offline_eval.thresholds import DEFAULT, Thresholds
 
 log = logging.getLogger(__name__)
 
-# Row-count bounds relative to the trailing range of the last validated days (at most a week,
-# so the weekly cycle is inside it): 5x above its highest day or an 80% drop below its lowest
-# is a broken feed, not a promotion.
-ROW_COUNT_LOW, ROW_COUNT_HIGH = 0.2, 5.0
-ROW_COUNT_TRAILING_DAYS = 7
+# The gate's numbers are Thresholds fields (docs/thresholds.md). Row counts are held against the
+# trailing range of the last validated days (a week by default, so the weekly cycle is inside
+# it): 5x above its highest day or an 80% drop below its lowest is a broken feed, not a promotion.
 
 
 class ValidationFailed(DataError):
     """One or more input partitions failed their expectation suite (or are missing)."""
 
 
-# A model feature whose null share jumps by more than this (absolute) against the previous day,
-# or that becomes (almost) all null, is a broken feed: the promotion day's surge of new users
-# (no order yet) moves the null share of f_user_avg_order_value from 0.58 to 0.70 in the demo.
-NULL_SHARE_JUMP, ALL_NULL = 0.5, 0.95
-# A category that holds at least half of the rows and gained more than 30 points of share in a
-# day is a new dominant value (a default written by a broken upstream join, "unknown" devices):
-# the demo's promotion lifts promo_ad traffic from 9% to 39%, which is not flagged.
-DOMINANT_SHARE, DOMINANT_JUMP = 0.5, 0.3
+# A model feature whose null share jumps by more than null_share_jump (0.5, absolute) against
+# the previous day, or that becomes (almost) all null (all_null, 0.95), is a broken feed: the
+# promotion day's surge of new users (no order yet) moves the null share of
+# f_user_avg_order_value from 0.58 to 0.70 in the demo.
+# A category that holds at least dominant_share (half) of the rows and gained more than
+# dominant_jump (30 points) of share in a day is a new dominant value (a default written by a
+# broken upstream join, "unknown" devices): the demo's promotion lifts promo_ad traffic from
+# 9% to 39%, which is not flagged.
 
 
-def feature_findings(today: dict[str, dict], previous: dict[str, dict] | None) -> list[Finding]:
+def feature_findings(today: dict[str, dict], previous: dict[str, dict] | None,
+                     thresholds: Thresholds = DEFAULT) -> list[Finding]:
     """Feature columns that went (almost) all null, or whose null share jumped, or that became
     constant, against the previous day's health (stored in its validation result)."""
     out = []
+    t = thresholds
     for column, now in sorted(today.items()):
         before = (previous or {}).get(column)
         if before is None:
             continue
-        if now["null_share"] >= ALL_NULL and before["null_share"] < ALL_NULL or \
-                now["null_share"] - before["null_share"] > NULL_SHARE_JUMP:
+        if now["null_share"] >= t.all_null and before["null_share"] < t.all_null or \
+                now["null_share"] - before["null_share"] > t.null_share_jump:
             out.append(Finding("null_share", column, f"{now['null_share']:.1%} nulls",
                                f"about the previous day's {before['null_share']:.1%} (at most "
-                               f"+{NULL_SHARE_JUMP:.0%}, below {ALL_NULL:.0%})"))
+                               f"+{t.null_share_jump:.0%}, below {t.all_null:.0%})"))
         elif now["distinct"] <= 1 < before["distinct"]:
             out.append(Finding("not_constant", column, f"{now['distinct']} distinct value",
                                f"several, as on the previous day ({before['distinct']})"))
         elif (top := now.get("top")) and isinstance(before.get("top"), list):
             value, share = top[0]
             was = dict((v, s) for v, s in before["top"]).get(value, 0.0)
-            if share >= DOMINANT_SHARE and share - was > DOMINANT_JUMP:
+            if share >= t.dominant_share and share - was > t.dominant_jump:
                 out.append(Finding("dominant_value", column, f"{value!r} in {share:.1%} of rows",
                                    f"no new dominant value ({value!r} had {was:.1%} the previous day; at most "
-                                   f"+{DOMINANT_JUMP:.0%} for a value above {DOMINANT_SHARE:.0%})"))
+                                   f"+{t.dominant_jump:.0%} for a value above {t.dominant_share:.0%})"))
     return out
 
 
@@ -80,11 +83,11 @@ def previous_result(settings: Settings, day: DayConfig) -> dict:
     return tables if isinstance(tables, dict) else {}
 
 
-def trailing_rows(settings: Settings, day: DayConfig) -> dict[str, list[int]]:
+def trailing_rows(settings: Settings, day: DayConfig, thresholds: Thresholds = DEFAULT) -> dict[str, list[int]]:
     """{table: row counts of the partitions that passed validation on the last
-    ``ROW_COUNT_TRAILING_DAYS`` days}, from their validation results (no Spark job)."""
+    ``row_count_trailing_days`` days}, from their validation results (no Spark job)."""
     out: dict[str, list[int]] = {}
-    for back in range(1, ROW_COUNT_TRAILING_DAYS + 1):
+    for back in range(1, thresholds.row_count_trailing_days + 1):
         try:
             tables = json.loads(validation_file(settings, day.ds_offset(-back)).read_text())["tables"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -95,14 +98,15 @@ def trailing_rows(settings: Settings, day: DayConfig) -> dict[str, list[int]]:
     return out
 
 
-def row_count_bounds(trailing: Sequence[int] | int | None) -> dict[str, int | None]:
+def row_count_bounds(trailing: Sequence[int] | int | None, thresholds: Thresholds = DEFAULT
+                     ) -> dict[str, int | None]:
     """The row-count expectation's bounds from the trailing days' counts (or one previous count)."""
     counts = [c for c in ([trailing] if isinstance(trailing, int) else trailing or []) if c]
     if not counts:
         return {"min_rows": 1, "max_rows": None}
     return {
-        "min_rows": max(1, math.floor(min(counts) * ROW_COUNT_LOW)),
-        "max_rows": math.ceil(max(counts) * ROW_COUNT_HIGH),
+        "min_rows": max(1, math.floor(min(counts) * thresholds.row_count_low)),
+        "max_rows": math.ceil(max(counts) * thresholds.row_count_high),
     }
 
 
@@ -147,7 +151,8 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
     rows: dict[str, int] = {}
     health: dict[str, dict] = {}
     previous = previous_result(settings, day)
-    trailing = trailing_rows(settings, day)
+    limits = thresholds.load().defaults  # the input tables are shared by every model
+    trailing = trailing_rows(settings, day, limits)
 
     def one(name: str) -> TableValidation:
         t0 = time.monotonic()
@@ -162,13 +167,13 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
         else:
             df = snapshot.create(name)
             rows[name] = df.count()  # the one read of the partition: it fills the cache
-            bounds = row_count_bounds(reference_rows(tables, name, day, trailing))
+            bounds = row_count_bounds(reference_rows(tables, name, day, trailing), limits)
             result = validate_partition(name, day.ds, df, parameters=bounds)
             features = [c for c in INPUT_TABLES[name].column_names
                         if c.startswith((NUMERIC_FEATURE_PREFIX, CATEGORICAL_FEATURE_PREFIX))]
             if features:
                 health[name] = feature_health(df, features)
-                if bad := feature_findings(health[name], (previous.get(name) or {}).get("features")):
+                if bad := feature_findings(health[name], (previous.get(name) or {}).get("features"), limits):
                     result.success = False
                     result.evaluated += len(features)
                     result.failures += [Failure(f.check, f.column, None, f": observed {f.observed}, expected "
@@ -205,3 +210,13 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
         message = "\n".join(r.message() for r in failed)
         raise ValidationFailed(f"input validation failed for ds={day.ds} (result: {out})\n{message}")
     return {"ds": day.ds, "success": True, "result": str(out), "rows": rows}
+
+
+def validation_status(path: Path) -> str:
+    """passed | failed | missing: what the day's GX result file says."""
+    try:
+        return "passed" if json.loads(path.read_text()).get("success") is True else "failed"
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError, AttributeError):
+        return "failed"

@@ -7,27 +7,26 @@ before the experiment's first day, when the logs have them.
 """
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from offline_eval import thresholds
 from offline_eval.config import ConfigError, Settings, validate_ds, validate_identifier
+from offline_eval.dates import offset
 from offline_eval.errors import DataError
 from offline_eval.io.paths import ab_report_dir, replace_dir, write_json_atomic, write_text_atomic
 from offline_eval.io.spark import get_spark
 from offline_eval.io.tables import Tables
 from offline_eval.metrics.ab import (
     GUARDRAILS,
-    collect_moments,
-    experiment_metrics,
-    experiment_units,
-    exposed_units,
-    per_user,
+    EventLogs,
+    experiment_moments,
+    experiment_sessions,
+    experiments_in,
+    first_day,
 )
-from offline_eval.metrics.funnel import impression_funnel
 from offline_eval.reporting.ab import to_html, to_markdown
 from offline_eval.stats.readout import build_readout
 
@@ -40,81 +39,52 @@ LOOKBACK_DAYS = 120  # how far back to look for an experiment's first day
 ATTRIBUTION_TAIL_DAYS = 1  # orders of the window's last clicks may land the next day
 
 
-def _shift(ds: str, days: int) -> str:
-    return (dt.date.fromisoformat(ds) + dt.timedelta(days=days)).isoformat()
-
-
 def running_experiments(tables: Tables, ds: str) -> list[str]:
-    from pyspark.sql import functions as F
-
-    rows = tables.read("sessions", ds).where(F.col("experiment_id").isNotNull()).select("experiment_id").distinct()
-    return sorted(validate_identifier(r[0], "experiment id") for r in rows.collect())
+    return [validate_identifier(e, "experiment id") for e in experiments_in(tables.read("sessions", ds))]
 
 
-def _funnel_per_user(tables: Tables, start: str, end: str, experiment_id: str | None):
-    from pyspark.sql import functions as F
-
-    impressions = tables.read_range("impressions", start, end)
-    if experiment_id is not None:
-        impressions = impressions.where(F.col("experiment_id") == F.lit(experiment_id))
-    tail = _shift(end, ATTRIBUTION_TAIL_DAYS)
-    funnel = impression_funnel(
-        impressions,
-        tables.read_range("clicks", start, tail),
-        tables.read_range("add_to_cart", start, tail),
-        tables.read_range("orders", start, tail),
-    )
-    return per_user(funnel), impressions
+def _logs(tables: Tables, start: str, end: str) -> EventLogs:
+    """The window's impressions, and its events up to ATTRIBUTION_TAIL_DAYS after it."""
+    tail = offset(end, ATTRIBUTION_TAIL_DAYS)
+    return EventLogs(tables.read_range("impressions", start, end), tables.read_range("clicks", start, tail),
+                     tables.read_range("add_to_cart", start, tail), tables.read_range("orders", start, tail))
 
 
 def readout_experiment(
     tables: Tables, experiment_id: str, end: str, *, start: str | None = None, pre_days: int = 7,
     alpha: float = 0.05, correction: str = "holm",
 ) -> dict[str, Any]:
-    from pyspark.sql import functions as F
-
     experiment_id = validate_identifier(experiment_id, "experiment id")
-    sessions = tables.read_range("sessions", _shift(end, -LOOKBACK_DAYS), end).where(
-        F.col("experiment_id") == F.lit(experiment_id))
-    first = sessions.agg(F.min("ds")).first()[0]
+    sessions = experiment_sessions(tables.read_range("sessions", offset(end, -LOOKBACK_DAYS), end), experiment_id)
+    first = first_day(sessions)
     if first is None:
         raise DataError(f"table sessions, partitions up to ds={end}: no sessions of experiment {experiment_id} "
                         f"(check: experiment exposure in the last {LOOKBACK_DAYS} days)")
     start = max(validate_ds(start), first) if start else first
     if start > end:
         raise ConfigError(f"readout window {start}..{end} is empty (experiment {experiment_id} starts {first})")
-    pre_start, pre_end = _shift(first, -pre_days), _shift(first, -1)
+    pre_start, pre_end = offset(first, -pre_days), offset(first, -1)
 
     t0 = time.monotonic()
-    exposed = exposed_units(sessions.where(F.col("ds").between(start, end)), experiment_id).cache()
-    window, impressions = _funnel_per_user(tables, start, end, experiment_id)
-    pre, _ = _funnel_per_user(tables, pre_start, pre_end, None) if pre_days > 0 else (None, None)
-    has_pre = pre_days > 0 and tables.read_range("impressions", pre_start, pre_end).limit(1).count() > 0
-    specs = experiment_metrics()
-    if not has_pre:
-        specs = [dataclasses.replace(m, covariate=None) for m in specs]
-        pre = window.limit(0)
-    units = experiment_units(exposed, window, pre)
-    arms, counts = collect_moments(units, "variant", specs, source=f"experiment {experiment_id} {start}..{end}")
-    leaked = exposed.where("arms > 1").count()
-    versions = {r["variant"]: sorted(r["versions"]) for r in impressions.groupBy("variant").agg(
-        F.collect_set("model_version").alias("versions")).collect()}
-    exposed.unpersist()
-    model = [r[0] for r in impressions.select("model_name").distinct().limit(2).collect()]
-    if "control" not in counts:
-        raise DataError(f"experiment {experiment_id} {start}..{end}: no control arm (arms: {sorted(counts)})")
-    readout = build_readout(arms, counts, [(m.name, m.kind, m.covariate is not None) for m in specs], "control",
-                            alpha=alpha, correction=correction, guardrails=GUARDRAILS)
+    pre = _logs(tables, pre_start, pre_end) if pre_days > 0 else None
+    data = experiment_moments(sessions, _logs(tables, start, end), pre, experiment_id, start, end)
+    if "control" not in data.counts:
+        raise DataError(f"experiment {experiment_id} {start}..{end}: no control arm (arms: {sorted(data.counts)})")
+    limits = thresholds.load()
+    model_limits = limits.for_model(data.models[0]) if len(data.models) == 1 else limits.defaults
+    readout = build_readout(data.arms, data.counts, [(m.name, m.kind, m.covariate is not None) for m in data.specs],
+                            "control", alpha=alpha, correction=correction, guardrails=GUARDRAILS,
+                            srm_alpha=model_limits.srm_alpha)
     readout.update({
         "experiment_id": experiment_id,
-        "model_name": model[0] if len(model) == 1 else None,
-        "model_versions": versions,
+        "model_name": data.models[0] if len(data.models) == 1 else None,
+        "model_versions": data.versions,
         "window": {"start": start, "end": end, "experiment_start": first},
-        "pre_period": {"start": pre_start, "end": pre_end} if has_pre else None,
-        "excluded_users_in_several_arms": leaked,
+        "pre_period": {"start": pre_start, "end": pre_end} if data.has_pre else None,
+        "excluded_users_in_several_arms": data.leaked,
         "unit": "user",
     })
-    log.info("readout %s %s..%s: %s users, %d metrics in %.1fs", experiment_id, start, end, counts,
+    log.info("readout %s %s..%s: %s users, %d metrics in %.1fs", experiment_id, start, end, data.counts,
              len(readout["metrics"]), time.monotonic() - t0)
     return readout
 

@@ -7,27 +7,21 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 import logging
-import shutil
-import subprocess
 import threading
 import time
-from collections import defaultdict
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from offline_eval import __version__, failpoints
-from offline_eval.config import DayConfig, Settings, project_root
+from offline_eval.config import DayConfig, Settings
 from offline_eval.dates import DRIFT_REFERENCES
 from offline_eval.io import mlflow_log, results
-from offline_eval.io.evidently_report import ReportSummary, build_report
+from offline_eval.io.evidently_report import write_report_folder
 from offline_eval.io.paths import day_report_dir, replace_dir, validation_file, write_json_atomic
 from offline_eval.io.spark import get_spark
 from offline_eval.io.tables import Tables
+from offline_eval.io.validation import validation_status
 
 if TYPE_CHECKING:
-    import pandas as pd
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
@@ -35,79 +29,6 @@ log = logging.getLogger(__name__)
 
 class NothingComputed(RuntimeError):
     """The compute task has not produced outputs for this ds."""
-
-
-def code_version() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=5
-        )
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    except OSError:
-        pass
-    return __version__
-
-
-def metric_key(segment: str, metric: str, variant: str, variants_of_version: int) -> str:
-    """MLflow metric name: ``<segment>/<metric>``, the variant first if a version ran in several."""
-    base = f"{segment}/{metric}"
-    return f"{variant}/{base}" if variants_of_version > 1 else base
-
-
-def metrics_by_version(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float | None]]:
-    variants: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for r in rows:
-        variants[(r["model_name"], r["model_version"])].add(r["variant"])
-    out: dict[tuple[str, str], dict[str, float | None]] = defaultdict(dict)
-    for r in rows:
-        key = (r["model_name"], r["model_version"])
-        out[key][metric_key(r["segment"], r["metric"], r["variant"], len(variants[key]))] = r["value"]
-    return out
-
-
-def drift_metrics(drift_rows: list[dict], concept_rows: list[dict], alert_rows: list[dict]) -> dict[str, float | None]:
-    """MLflow keys of the day's drift: ``drift/<reference>/<column>/<statistic>``, concept drift
-    per segment and the alert counts."""
-    out: dict[str, float | None] = {}
-    for r in drift_rows:
-        for stat in ("psi", "ks", "js", "wasserstein", "chi2_p"):
-            if r.get(stat) is not None:
-                out[f"drift/{r['reference']}/{r['column']}/{stat}"] = r[stat]
-    for ref in sorted({r["reference"] for r in drift_rows}):
-        rows = [r for r in drift_rows if r["reference"] == ref]
-        out[f"drift/{ref}/drifted_columns"] = float(sum(r["verdict"] in ("minor", "severe") for r in rows))
-        out[f"drift/{ref}/severe_columns"] = float(sum(r["verdict"] == "severe" for r in rows))
-    for r in concept_rows:
-        base = f"concept/{r['reference']}/{r['segment']}"
-        out[f"{base}/ctr_given_score_abs_change"] = r["mean_abs_change"]
-        out[f"{base}/ctr_given_score_rel_change"] = r["mean_rel_change"]
-    for severity in ("medium", "high"):
-        out[f"alerts/{severity}"] = float(sum(a["severity"] == severity for a in alert_rows))
-    return out
-
-
-def validation_status(path: Path) -> str:
-    """passed | failed | missing: what the day's GX result file says."""
-    try:
-        return "passed" if json.loads(path.read_text()).get("success") is True else "failed"
-    except FileNotFoundError:
-        return "missing"
-    except (OSError, ValueError, AttributeError):
-        return "failed"
-
-
-def fill_report(tmp: Path, *, current: pd.DataFrame, reference: pd.DataFrame, title: str,
-                psi_edges: dict[str, list[float]], files: dict[str, Any], validation: Path) -> ReportSummary:
-    """The report folder of one version and day, built in ``tmp`` (swapped in by replace_dir):
-    the Evidently report, the day's rows as JSON and the day's validation result."""
-    report = build_report(current, reference, tmp, title=title, psi_edges=psi_edges)
-    failpoints.reach("publish.report_half_written")
-    for file_name, content in files.items():
-        write_json_atomic(tmp / file_name, content)
-    if validation.exists():
-        shutil.copy(validation, tmp / "validation.json")
-    return report
 
 
 def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "manual",
@@ -126,7 +47,7 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
     alerts = results.by_version(results.day_rows(tables, "alerts_daily", [day.ds]).get(day.ds, []))
     reference_ds = day.ds_offset(-1)
     validation = validation_file(settings, day.ds)
-    by_version = metrics_by_version(metric_rows)
+    by_version = mlflow_log.metrics_by_version(metric_rows)
     models = sorted(by_version)
     published = []
     for i, (name, version) in enumerate(models, 1):
@@ -145,14 +66,14 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
                      if r["reference"] == "previous_day" and r["psi_edges"] is not None}
         out_dir = day_report_dir(settings, name, version, day.ds)
         report = replace_dir(out_dir, functools.partial(
-            fill_report, current=current, reference=reference, title=f"{name} {version} {day.ds} vs {reference_ds}",
-            psi_edges=psi_edges, validation=validation, files={
+            write_report_folder, current=current, reference=reference,
+            title=f"{name} {version} {day.ds} vs {reference_ds}", psi_edges=psi_edges, validation=validation, files={
                 "metrics.json": version_rows, "alerts.json": alert_rows,
                 "drift.json": {"drift": drift_rows, "concept_drift": concept_rows, "notes": notes}}))
         html = out_dir / report.html.name
         metrics = dict(by_version[key])
         metrics.update({f"evidently/{k}": v for k, v in report.metrics().items()})
-        metrics.update(drift_metrics(drift_rows, concept_rows, alert_rows))
+        metrics.update(mlflow_log.drift_metrics(drift_rows, concept_rows, alert_rows))
         run_key = mlflow_log.RunKey(name, version, day.ds, day.cadence)
         run = mlflow_log.log_day(
             settings,
@@ -171,7 +92,7 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
             },
             tags={
                 "offline_eval.dag_run_id": dag_run_id,
-                "offline_eval.code_version": code_version(),
+                "offline_eval.code_version": mlflow_log.source_version(),
                 "offline_eval.report_html": str(html),
                 "offline_eval.validation": validation_status(validation),
                 **day.extra_tags,

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-SRM_ALPHA = 0.001
+from offline_eval.thresholds import DEFAULT
+
+SRM_ALPHA = DEFAULT.srm_alpha  # docs/thresholds.md
 
 
 @dataclass(frozen=True)

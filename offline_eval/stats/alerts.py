@@ -1,18 +1,19 @@
 """Alert rules on a day's metrics (pure, no IO); docs/drift.md.
 
-* ``baseline_3sd`` (high): a monitored metric outside the baseline's mean +- 3 standard
-  deviations of its daily values, as NannyML sets thresholds from a reference period. Needs
-  at least ``MIN_DAYS`` days in the baseline, and a non-zero standard deviation.
-* ``ctr_drop`` (medium): CTR more than 10% below the previous day, or below the baseline mean
-  (the seeds' fixed rule).
+* ``baseline_3sd`` (high): a monitored metric outside the baseline's mean +- ``sigma`` (3)
+  standard deviations of its daily values, as NannyML sets thresholds from a reference period.
+  Needs at least ``min_days`` (3) days in the baseline, and a non-zero standard deviation.
+* ``ctr_drop`` (medium): CTR more than ``ctr_drop`` (10%) below the previous day, or below the
+  baseline mean.
+
+The numbers are ``offline_eval.thresholds.Thresholds`` fields (docs/thresholds.md).
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-SIGMA = 3.0
-MIN_DAYS = 3
-CTR_DROP = 0.10
+from offline_eval.thresholds import DEFAULT, Thresholds
+
 MONITORED = ("ctr", "cvr", "gmv_per_user", "auc", "logloss", "ece", "calibration_ratio", "ndcg_at_10",
              "precision_at_5", "mrr", "new_user_share", "new_user_coverage")
 
@@ -20,16 +21,16 @@ Key = tuple  # (variant, segment, metric)
 
 
 def threshold_alerts(today: Mapping[Key, float | None], baseline: Mapping[Key, tuple], reference: str,
-                     monitored: tuple[str, ...] = MONITORED) -> list[dict]:
+                     monitored: tuple[str, ...] = MONITORED, thresholds: Thresholds = DEFAULT) -> list[dict]:
     out = []
     for key, value in sorted(today.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         variant, segment, metric = key
         if metric not in monitored or value is None or key not in baseline:
             continue
         mean, std, n = baseline[key]
-        if mean is None or std is None or not std > 0 or (n or 0) < MIN_DAYS:
+        if mean is None or std is None or not std > 0 or (n or 0) < thresholds.min_days:
             continue
-        lower, upper = mean - SIGMA * std, mean + SIGMA * std
+        lower, upper = mean - thresholds.sigma * std, mean + thresholds.sigma * std
         if not lower <= value <= upper:
             out.append({"rule": "baseline_3sd", "severity": "high", "reference": reference, "variant": variant,
                         "segment": segment, "metric": metric, "value": value, "baseline_mean": mean,
@@ -38,8 +39,9 @@ def threshold_alerts(today: Mapping[Key, float | None], baseline: Mapping[Key, t
 
 
 def ctr_drop_alerts(today: Mapping[Key, float | None], reference_values: Mapping[Key, tuple], reference: str,
-                    drop: float = CTR_DROP) -> list[dict]:
-    """CTR (every variant and segment) more than ``drop`` below the reference mean."""
+                    thresholds: Thresholds = DEFAULT) -> list[dict]:
+    """CTR (every variant and segment) more than ``thresholds.ctr_drop`` below the reference mean."""
+    drop = thresholds.ctr_drop
     out = []
     for key, value in sorted(today.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         variant, segment, metric = key

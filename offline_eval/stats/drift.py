@@ -20,7 +20,7 @@ Conventions (docs/drift.md):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,13 +29,11 @@ from scipy.spatial.distance import jensenshannon
 
 from offline_eval.stats import grid
 from offline_eval.stats.profile import OTHER, NumericProfile
+from offline_eval.thresholds import DEFAULT, Thresholds
 
-PSI_MINOR = 0.1
-PSI_SEVERE = 0.2
 # Statistical significance is necessary but not sufficient: with a million rows a PSI of
-# 0.001 is "significant". A column drifts when the shift is both real (p below this) and
-# large enough to matter (PSI band).
-P_VALUE = 0.01
+# 0.001 is "significant". A column drifts when the shift is both real (p below
+# ``Thresholds.p_value``) and large enough to matter (the PSI bands ``psi_minor``/``psi_severe``).
 
 
 def proportions(counts: np.ndarray) -> np.ndarray:
@@ -121,13 +119,15 @@ def chi2_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     return float(stats.chi2_contingency(table, correction=False).pvalue)
 
 
-def psi_band(value: float) -> str:
-    return "severe" if value >= PSI_SEVERE else "minor" if value >= PSI_MINOR else "none"
+def psi_band(value: float, thresholds: Thresholds = DEFAULT) -> str:
+    return ("severe" if value >= thresholds.psi_severe else "minor" if value >= thresholds.psi_minor
+            else "none")
 
 
-def verdict(psi_value: float, p_value: float) -> str:
-    """PSI band (none < 0.1 <= minor < 0.2 <= severe), but "none" unless p < P_VALUE."""
-    return psi_band(psi_value) if p_value < P_VALUE else "none"
+def verdict(psi_value: float, p_value: float, thresholds: Thresholds = DEFAULT) -> str:
+    """PSI band (none < psi_minor <= minor < psi_severe <= severe: 0.1 and 0.2 by default), but
+    "none" unless p < p_value (0.01)."""
+    return psi_band(psi_value, thresholds) if p_value < thresholds.p_value else "none"
 
 
 def coarse_counts(buckets: np.ndarray, counts: np.ndarray, edges: Sequence[float]) -> np.ndarray:
@@ -138,11 +138,83 @@ def coarse_counts(buckets: np.ndarray, counts: np.ndarray, edges: Sequence[float
                        minlength=len(edges) + 1).astype(int).tolist()
 
 
-def compare_numeric(column: str, ref: NumericProfile, cur: NumericProfile) -> dict:
+@dataclass(frozen=True)
+class Bins:
+    """What every drift statistic of one column sees. ``reference``/``current``: counts per fine
+    grid bucket occupied by either sample (numeric) or per category; ``coarse_*``: the counts
+    on the reference's decile bins (numeric; the categories again for categorical columns);
+    for numeric columns the buckets' bounds clipped to the observed range and the reference's
+    standard deviation."""
+
+    reference: np.ndarray
+    current: np.ndarray
+    coarse_reference: np.ndarray
+    coarse_current: np.ndarray
+    lows: np.ndarray | None = None
+    highs: np.ndarray | None = None
+    ref_std: float = 0.0
+
+
+Statistic = Callable[[Bins], dict[str, float]]
+# The drift statistics, by column type: name -> function of the bins returning its fields. A new
+# statistic is one function registered here (its fields reach `offline-eval drift` output and the
+# day's drift.json; its headline field reaches MLflow as drift/<reference>/<column>/<field>), one
+# test and one line in docs/drift.md. drift_daily keeps the contract's columns.
+NUMERIC_STATISTICS: dict[str, Statistic] = {}
+CATEGORICAL_STATISTICS: dict[str, Statistic] = {}
+HEADLINE: dict[str, str] = {}  # statistic -> the field logged to MLflow
+
+
+def statistic(name: str, headline: str, *, numeric: bool = False, categorical: bool = False
+              ) -> Callable[[Statistic], Statistic]:
+    def register(fn: Statistic) -> Statistic:
+        for wanted, registry in ((numeric, NUMERIC_STATISTICS), (categorical, CATEGORICAL_STATISTICS)):
+            if wanted:
+                registry[name] = fn
+        HEADLINE[name] = headline
+        return fn
+    return register
+
+
+@statistic("psi", "psi", numeric=True, categorical=True)
+def _psi(b: Bins) -> dict[str, float]:
+    return {"psi": psi(b.coarse_reference, b.coarse_current)}
+
+
+@statistic("ks", "ks", numeric=True)
+def _ks(b: Bins) -> dict[str, float]:
+    ks = ks_on_grid(b.reference, b.current)
+    return {"ks": ks.statistic, "ks_error_bound": ks.error_bound, "ks_p": ks.p_value}
+
+
+@statistic("js", "js", numeric=True, categorical=True)
+def _js(b: Bins) -> dict[str, float]:
+    return {"js": js_distance(b.coarse_reference, b.coarse_current)}
+
+
+@statistic("wasserstein", "wasserstein", numeric=True)
+def _wasserstein(b: Bins) -> dict[str, float]:
+    assert b.lows is not None and b.highs is not None
+    return {"wasserstein": wasserstein_normed(b.lows, b.highs, b.reference, b.current, b.ref_std)}
+
+
+@statistic("chi2", "chi2_p", categorical=True)
+def _chi2(b: Bins) -> dict[str, float]:
+    return {"chi2_p": chi2_p_value(b.reference, b.current)}
+
+
+def _measure(registry: dict[str, Statistic], bins: Bins) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for fn in registry.values():
+        out.update(fn(bins))
+    return out
+
+
+def compare_numeric(column: str, ref: NumericProfile, cur: NumericProfile, thresholds: Thresholds = DEFAULT) -> dict:
     """One numeric column, reference profile against the current one, both on the fine grid.
 
     PSI and JS on the reference's deciles; KS and Wasserstein on every grid bucket either
-    sample occupies."""
+    sample occupies (NUMERIC_STATISTICS). The verdict reads PSI and the KS p-value."""
     out = {"column": column, "type": "numeric", "n_reference": ref.n, "n_current": cur.n,
            "missing_reference": ref.missing, "missing_current": cur.missing}
     if ref.n == 0 or cur.n == 0:
@@ -154,22 +226,21 @@ def compare_numeric(column: str, ref: NumericProfile, cur: NumericProfile) -> di
     c[np.searchsorted(union, cur.buckets)] = cur.counts
     edges = ref.decile_edges
     r10, c10 = coarse_counts(union, r, edges), coarse_counts(union, c, edges)
-    ks = ks_on_grid(r, c)
     observed = [v for v in (ref.min, cur.min, ref.max, cur.max) if v is not None]
     lo, hi = min(observed), max(observed)
-    lows = np.clip(grid.lower(union), lo, hi)
-    highs = np.clip(grid.upper(union), lo, hi)
-    value = psi(r10, c10)
-    return {**out, "psi": value, "psi_band": psi_band(value), "psi_edges": edges,
-            "ks": ks.statistic, "ks_error_bound": ks.error_bound, "ks_p": ks.p_value,
-            "js": js_distance(r10, c10),
-            "wasserstein": wasserstein_normed(lows, highs, r, c, ref.std or 0.0),
-            "psi_bins": len(r10), "verdict": verdict(value, ks.p_value)}
+    bins = Bins(r, c, r10, c10, np.clip(grid.lower(union), lo, hi), np.clip(grid.upper(union), lo, hi),
+                ref.std or 0.0)
+    found = _measure(NUMERIC_STATISTICS, bins)
+    value = found["psi"]
+    return {**out, **found, "psi_band": psi_band(value, thresholds), "psi_edges": edges, "psi_bins": len(r10),
+            "verdict": verdict(value, found["ks_p"], thresholds)}
 
 
-def compare_categorical(column: str, ref_counts: dict[str, int], current_counts: dict[str, int]) -> dict:
+def compare_categorical(column: str, ref_counts: dict[str, int], current_counts: dict[str, int],
+                        thresholds: Thresholds = DEFAULT) -> dict:
     """One bin per category seen in either sample. When the reference has folded rare values
-    into OTHER, current values it does not list are folded into OTHER too."""
+    into OTHER, current values it does not list are folded into OTHER too. PSI, JS and the
+    chi-square test (CATEGORICAL_STATISTICS); the verdict reads PSI and the chi-square p-value."""
     if OTHER in ref_counts:
         folded: dict[str, int] = {}
         for k, n in current_counts.items():
@@ -183,7 +254,11 @@ def compare_categorical(column: str, ref_counts: dict[str, int], current_counts:
            "categories": len(keys)}
     if r.sum() == 0 or c.sum() == 0:
         return {**out, "psi": None, "js": None, "chi2_p": None, "verdict": "no data"}
-    value = psi(r, c)
-    p = chi2_p_value(r, c)
-    return {**out, "psi": value, "psi_band": psi_band(value), "js": js_distance(r, c), "chi2_p": p,
-            "verdict": verdict(value, p)}
+    found = _measure(CATEGORICAL_STATISTICS, Bins(r, c, r, c))
+    return {**out, **found, "psi_band": psi_band(found["psi"], thresholds),
+            "verdict": verdict(found["psi"], found["chi2_p"], thresholds)}
+
+
+def headline_fields() -> list[str]:
+    """The field of each registered statistic that is logged to MLflow per drift row."""
+    return list(dict.fromkeys(HEADLINE.values()))

@@ -7,7 +7,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from offline_eval.stats.ab import Comparison, Moments, adjust_pvalues, cuped, means, ratios, srm, two_proportions
+from offline_eval.stats.ab import (
+    SRM_ALPHA,
+    Comparison,
+    Moments,
+    adjust_pvalues,
+    cuped,
+    means,
+    ratios,
+    srm,
+    two_proportions,
+)
 
 CORRECTIONS = ("none", "holm", "bh")
 
@@ -37,13 +47,14 @@ def build_readout(
     equal_var: bool = False,
     weights: Mapping[str, float] | None = None,
     guardrails: Sequence[str] = (),
+    srm_alpha: float = SRM_ALPHA,
 ) -> dict[str, Any]:
     """``arms[variant][metric]`` moments; ``metrics`` = (name, kind, has_covariate)."""
     if control not in counts:
         raise ValueError(f"control arm {control!r} not found; arms are {sorted(counts)}")
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {CORRECTIONS}")
-    s = srm(dict(counts), dict(weights) if weights else None)
+    s = srm(dict(counts), dict(weights) if weights else None, alpha=srm_alpha)
     rows: list[dict[str, Any]] = []
     for variant in sorted(v for v in counts if v != control):
         for name, kind, has_cov in metrics:

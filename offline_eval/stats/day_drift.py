@@ -1,0 +1,79 @@
+"""A day's drift, concept drift and alerts, from its profile and its references' profiles (no
+rows are read): the rows of ``drift_daily``, ``concept_drift_daily`` and ``alerts_daily``."""
+from __future__ import annotations
+
+from typing import Any
+
+from offline_eval.dates import Window
+from offline_eval.errors import DataError
+from offline_eval.stats.alerts import ctr_drop_alerts, threshold_alerts
+from offline_eval.stats.drift import compare_categorical, compare_numeric
+from offline_eval.stats.profile import Profile
+from offline_eval.stats.quality import concept_drift
+from offline_eval.stats.records import AlertRow, ConceptDriftRow, DriftRow
+from offline_eval.thresholds import DEFAULT, ThresholdConfig, Thresholds
+
+ALERT_THRESHOLDS = "baseline_7d"  # the window whose mean +- 3 sd bound the metrics
+CONCEPT_SEGMENTS = ("all", "new_users", "returning_users")
+References = dict[str, tuple[Window, dict[tuple, Profile]]]
+
+
+def compare(reference: Profile, current: Profile, thresholds: Thresholds = DEFAULT) -> list[dict[str, Any]]:
+    """Every column of the reference: drift of the current profile against it."""
+    out = []
+    for c, ref_numeric in reference.numeric.items():
+        cur = current.numeric.get(c)
+        if cur is None:
+            raise DataError(f"column {c}: in the reference but not profiled today (check: monitored columns)")
+        out.append(compare_numeric(c, ref_numeric, cur, thresholds))
+    for c, ref_counts in reference.categorical.items():
+        out.append(compare_categorical(c, ref_counts, current.categorical.get(c, {}), thresholds))
+    return out
+
+
+def drift_rows(current: dict[tuple, Profile], refs: References, config: ThresholdConfig | None = None
+               ) -> tuple[list[DriftRow], list[str]]:
+    """drift_daily rows (without ds) of every version against every reference, and notes on
+    versions without one."""
+    rows: list[DriftRow] = []
+    notes: list[str] = []
+    for name, (window, parsed) in refs.items():
+        for key, cur in sorted(current.items()):
+            ref = parsed.get(key)
+            if ref is None or not any(p.n for p in ref.numeric.values()):
+                notes.append(f"{key[0]} {key[1]}: no {name} reference (no traffic in the window ending {window.end})")
+                continue
+            for res in compare(ref, cur, (config or ThresholdConfig()).for_model(key[0])):
+                rows.append(DriftRow.of(key, name, window.end, res))
+    return rows, notes
+
+
+def concept_rows(current: dict[tuple, Profile], refs: References) -> list[ConceptDriftRow]:
+    """P(click | score bucket) per version and user segment against each reference."""
+    out = []
+    for name, (window, parsed) in refs.items():
+        for key, cur in sorted(current.items()):
+            ref = parsed.get(key)
+            for segment in CONCEPT_SEGMENTS:
+                base = ref.score_bins.get(segment) if ref is not None else None
+                now = cur.score_bins.get(segment)
+                if base is None or now is None or base.n == 0 or now.n == 0:
+                    continue
+                out.append(ConceptDriftRow.of(key, segment, name, window.end, concept_drift(base, now)))
+    return out
+
+
+def alert_rows(current: dict[tuple, Profile], refs: References, ds: str,
+               config: ThresholdConfig | None = None) -> list[AlertRow]:
+    out = []
+    for name, (window, parsed) in refs.items():
+        for key, cur in sorted(current.items()):
+            today = {k: s.values[ds] for k, s in cur.metrics.items() if ds in s.values}
+            ref = parsed.get(key)
+            base = {k: (s.mean, s.std, s.n) for k, s in ref.metrics.items()} if ref else {}
+            limits = (config or ThresholdConfig()).for_model(key[0])
+            found = ctr_drop_alerts(today, base, window.label, limits)
+            if name == ALERT_THRESHOLDS:
+                found += threshold_alerts(today, base, window.label, thresholds=limits)
+            out += [AlertRow.of(key, ds, a) for a in found]
+    return out
