@@ -233,6 +233,26 @@ def test_a_new_dominant_category_is_flagged():
     assert "'unknown' had 0.0% the previous day" in got[0].expected
 
 
+def _good_day_then(spark, settings, day_a: str, day_b: str, c_device) -> None:
+    """Day A: a copy of the good day's impressions, validated (its feature health stored); day
+    B: the same rows with ``c_device(good_table)`` as c_device, validated (raises if rejected)."""
+    import pyarrow.parquet as pq
+
+    tables = Tables(spark, settings)
+    root = tables.location("impressions")
+    good = pq.read_table(root / f"ds={GOOD_DS}")
+    good = good.drop_columns([c for c in good.column_names if c == "ds"])
+    i = good.schema.get_field_index("c_device")
+    for ds, t in ((day_a, good), (day_b, good.set_column(i, "c_device", c_device(good)))):
+        target = root / f"ds={ds}"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        pq.write_table(t, target / "part-0.parquet")
+    tables.register_partitions("impressions", [day_a, day_b])
+    assert validate.run(DayConfig(ds=day_a), settings, tables_to_check=("impressions",))["success"]
+    validate.run(DayConfig(ds=day_b), settings, tables_to_check=("impressions",))
+
+
 def test_a_feature_that_went_all_null_stops_the_day(spark, settings, small_world):
     """Day A: a copy of the good day (validated, its feature health stored); day B: the same
     rows with c_device null everywhere, as an upstream writer that lost the field would write
@@ -240,22 +260,8 @@ def test_a_feature_that_went_all_null_stops_the_day(spark, settings, small_world
     import pyarrow as pa
 
     day_a, day_b = "2026-07-10", "2026-07-11"
-    tables = Tables(spark, settings)
-    root = tables.location("impressions")
-    import pyarrow.parquet as pq
-
-    good = pq.read_table(root / f"ds={GOOD_DS}")
-    good = good.drop_columns([c for c in good.column_names if c == "ds"])
-    i = good.schema.get_field_index("c_device")
-    for ds, t in ((day_a, good), (day_b, good.set_column(i, "c_device", pa.nulls(good.num_rows, pa.string())))):
-        target = root / f"ds={ds}"
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir()
-        pq.write_table(t, target / "part-0.parquet")
-    tables.register_partitions("impressions", [day_a, day_b])
-    assert validate.run(DayConfig(ds=day_a), settings, tables_to_check=("impressions",))["success"]
     with pytest.raises(ValidationFailed) as err:
-        validate.run(DayConfig(ds=day_b), settings, tables_to_check=("impressions",))
+        _good_day_then(spark, settings, day_a, day_b, lambda good: pa.nulls(good.num_rows, pa.string()))
     message = str(err.value)
     assert f"table impressions, partition ds={day_b}" in message
     assert "null_share on column c_device: observed 100.0% nulls, expected about the previous day's 0.0%" in message
@@ -271,22 +277,11 @@ def test_a_new_dominant_value_stops_the_day(spark, settings, small_world):
     import pyarrow.parquet as pq
 
     day_a, day_b = "2026-07-20", "2026-07-21"
-    tables = Tables(spark, settings)
-    root = tables.location("impressions")
-    good = pq.read_table(root / f"ds={GOOD_DS}")
-    good = good.drop_columns([c for c in good.column_names if c == "ds"])
+    good = pq.read_table(Tables(spark, settings).location("impressions") / f"ds={GOOD_DS}")
     n = good.num_rows
-    i = good.schema.get_field_index("c_device")
-    broken = pc.if_else(pa.array([k % 5 != 0 for k in range(n)]), pa.scalar("unknown"), good.column(i))
-    for ds, t in ((day_a, good), (day_b, good.set_column(i, "c_device", broken))):
-        target = root / f"ds={ds}"
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir()
-        pq.write_table(t, target / "part-0.parquet")
-    tables.register_partitions("impressions", [day_a, day_b])
-    assert validate.run(DayConfig(ds=day_a), settings, tables_to_check=("impressions",))["success"]
     with pytest.raises(ValidationFailed) as err:
-        validate.run(DayConfig(ds=day_b), settings, tables_to_check=("impressions",))
+        _good_day_then(spark, settings, day_a, day_b, lambda good: pc.if_else(
+            pa.array([k % 5 != 0 for k in range(n)]), pa.scalar("unknown"), good.column("c_device")))
     devices = good.column("c_device").to_pylist()
     expected_share = sum(k % 5 != 0 for k in range(n)) / n  # 'unknown' was never a device on day A
     assert f"dominant_value on column c_device: observed 'unknown' in {expected_share:.1%} of rows" in str(err.value)
