@@ -17,17 +17,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# ConfigError, parse_ds and validate_ds live in errors.py and dates.py; they are imported from
+# here by most of the code, so this module re-exports them.
+from offline_eval.dates import offset, parse_ds, validate_ds
+from offline_eval.errors import ConfigError
+
 # Model names/versions/experiments end up in paths, MLflow filter strings and HTML.
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 # Hive database / table names end up in SQL.
 _SQL_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
-_DS = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 CADENCES = ("daily", "weekly")
-
-
-class ConfigError(ValueError):
-    """A configuration value is malformed; the message names the field and the value."""
 
 
 def validate_identifier(value: str, what: str) -> str:
@@ -43,22 +43,6 @@ def validate_sql_name(value: str, what: str) -> str:
     if not isinstance(value, str) or not _SQL_NAME.match(value):
         raise ConfigError(f"invalid {what} {value!r}: use lower-case [a-z0-9_], not starting with a digit")
     return value
-
-
-def parse_ds(value: str | dt.date) -> dt.date:
-    """Parse a partition date (yyyy-MM-dd); the only date format the pipeline accepts."""
-    if isinstance(value, dt.date):
-        return value
-    if not isinstance(value, str) or not _DS.match(value):
-        raise ConfigError(f"invalid ds {value!r}: expected yyyy-MM-dd")
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise ConfigError(f"invalid ds {value!r}: {exc}") from None
-
-
-def validate_ds(value: str | dt.date) -> str:
-    return parse_ds(value).isoformat()
 
 
 def _checkout() -> Path | None:
@@ -314,6 +298,4 @@ class DayConfig:
         return parse_ds(self.ds)
 
     def ds_offset(self, days: int) -> str:
-        from offline_eval.dates import offset  # dates imports this module
-
         return offset(self.ds, days)

@@ -2,9 +2,29 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
-from offline_eval.config import parse_ds
+from offline_eval.errors import ConfigError
+
+_DS = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_ds(value: str | dt.date) -> dt.date:
+    """Parse a partition date (yyyy-MM-dd); the only date format the pipeline accepts."""
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not _DS.match(value):
+        raise ConfigError(f"invalid ds {value!r}: expected yyyy-MM-dd")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"invalid ds {value!r}: {exc}") from None
+
+
+def validate_ds(value: str | dt.date) -> str:
+    return parse_ds(value).isoformat()
+
 
 _EPOCH = dt.date(1970, 1, 1)
 
