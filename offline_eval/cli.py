@@ -11,7 +11,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from offline_eval.config import ConfigError, DayConfig, Settings, parse_ds, validate_ds, validate_identifier
+from offline_eval.config import ConfigError, DayConfig, Settings, validate_identifier
+from offline_eval.dates import parse_ds, validate_ds
 
 log = logging.getLogger("offline_eval")
 

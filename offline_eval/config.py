@@ -17,9 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# ConfigError, parse_ds and validate_ds live in errors.py and dates.py; they are imported from
-# here by most of the code, so this module re-exports them.
-from offline_eval.dates import offset, parse_ds, validate_ds
+from offline_eval.dates import parse_ds
 from offline_eval.errors import ConfigError
 
 # Model names/versions/experiments end up in paths, MLflow filter strings and HTML.
@@ -282,9 +280,12 @@ class DayConfig:
     repurchase_lookback_days: int = 30
     sample_rows: int = 50_000  # Thresholds.sample_rows
     extra_tags: dict[str, str] = field(default_factory=dict)
+    #: ``ds`` parsed once; the string stays the partition value written to tables and paths.
+    date: dt.date = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ds", validate_ds(self.ds))
+        object.__setattr__(self, "date", parse_ds(self.ds))
+        object.__setattr__(self, "ds", self.date.isoformat())
         if self.cadence not in CADENCES:
             raise ConfigError(f"invalid cadence {self.cadence!r}: one of {CADENCES}")
         for name in ("new_user_days", "new_item_days", "repurchase_lookback_days"):
@@ -293,9 +294,5 @@ class DayConfig:
         if not 100 <= self.sample_rows <= 5_000_000:
             raise ConfigError(f"sample_rows must be within [100, 5000000], got {self.sample_rows}")
 
-    @property
-    def date(self) -> dt.date:
-        return parse_ds(self.ds)
-
     def ds_offset(self, days: int) -> str:
-        return offset(self.ds, days)
+        return (self.date + dt.timedelta(days=days)).isoformat()

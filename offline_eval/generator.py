@@ -12,8 +12,8 @@ import datetime as dt
 import math
 from dataclasses import asdict, dataclass
 
-from offline_eval.config import ConfigError, validate_ds, validate_identifier
-from offline_eval.dates import days_between, offset
+from offline_eval.config import ConfigError, validate_identifier
+from offline_eval.dates import days_between, offset, validate_ds
 
 NEW_WINDOW_DAYS = 7  # a user / item is "new" for 7 days after signup / listing
 SLOTS_PER_REQUEST = 10

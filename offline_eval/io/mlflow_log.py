@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from offline_eval import __version__, failpoints
-from offline_eval.config import Settings, project_root, validate_ds, validate_identifier
-from offline_eval.dates import epoch_day
+from offline_eval.config import Settings, project_root, validate_identifier
+from offline_eval.dates import epoch_day, validate_ds
 from offline_eval.stats.drift import headline_fields
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from offline_eval.config import Settings, validate_ds, validate_identifier
+from offline_eval.config import Settings, validate_identifier
+from offline_eval.dates import validate_ds
 
 T = TypeVar("T")
 

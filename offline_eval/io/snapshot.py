@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from offline_eval.config import validate_ds
+from offline_eval.dates import validate_ds
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from offline_eval.config import ConfigError, Settings, validate_ds, validate_sql_name
+from offline_eval.config import ConfigError, Settings, validate_sql_name
 from offline_eval.contract import INPUT_TABLES, OUTPUT_TABLES, PARTITION_COLUMN, TableSpec
+from offline_eval.dates import validate_ds
 from offline_eval.errors import DataError
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from offline_eval import thresholds
-from offline_eval.config import ConfigError, Settings, validate_ds, validate_identifier
-from offline_eval.dates import offset
+from offline_eval.config import ConfigError, Settings, validate_identifier
+from offline_eval.dates import offset, validate_ds
 from offline_eval.errors import DataError
 from offline_eval.io.paths import ab_report_dir, replace_dir, write_json_atomic, write_text_atomic
 from offline_eval.io.spark import get_spark

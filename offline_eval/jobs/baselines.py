@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from offline_eval.config import DayConfig, Settings, validate_ds
+from offline_eval.config import DayConfig, Settings
 from offline_eval.contract import OUTPUT_TABLES
-from offline_eval.dates import Window, reference_windows
+from offline_eval.dates import Window, reference_windows, validate_ds
 from offline_eval.errors import DataError
 from offline_eval.io import profiles as profile_store
 from offline_eval.io.paths import failed_validation_days
