@@ -40,16 +40,32 @@ fi
 airflow dags unpause "$DAG_ID" > /dev/null
 # Ctrl-C (or a TERM, or a closed terminal) stops the components this script started and closes its own backfill, so
 # the next `make backfill` starts at once.
+# The progress loop runs in the background and the script waits on it with `wait`, which a
+# trapped signal interrupts at once (bash defers traps while a foreground child runs, so a TERM
+# sent to this script's PID alone would otherwise wait for the loop to end).
 INTERRUPTED=0
-on_exit() { airflow_stop; [ "$INTERRUPTED" = 0 ] || { echo "-> interrupted: closing the backfill"; close_unfinished; }; }
+WAITER=""
+on_exit() {
+  [ -z "$WAITER" ] || kill "$WAITER" 2>/dev/null || true
+  airflow_stop
+  [ "$INTERRUPTED" = 0 ] || { echo "-> interrupted: closing the backfill"; close_unfinished; }
+}
 trap on_exit EXIT
 trap 'INTERRUPTED=1; exit 130' INT TERM HUP
+progress() {  # DAG_ID START END: the REST progress loop, interruptible
+  python "$(dirname "$0")/backfills.py" wait --dag-id "$1" --start "$2" --end "$3" \
+    --timeout "${BACKFILL_TIMEOUT:-5400}" &
+  WAITER=$!
+  local rc=0
+  wait "$WAITER" || rc=$?
+  WAITER=""
+  return $rc
+}
 airflow_start
 status=0
-python "$(dirname "$0")/backfills.py" wait --dag-id "$DAG_ID" --start "$START" --end "$END" --timeout "${BACKFILL_TIMEOUT:-5400}" || status=$?
+progress "$DAG_ID" "$START" "$END" || status=$?
 if [ -n "${AB_READOUT_DAY:-}" ]; then
-  python "$(dirname "$0")/backfills.py" wait --dag-id "$AB_DAG_ID" --start "$AB_READOUT_DAY" --end "$AB_READOUT_DAY" \
-    --timeout "${BACKFILL_TIMEOUT:-5400}" || status=$?
+  progress "$AB_DAG_ID" "$AB_READOUT_DAY" "$AB_READOUT_DAY" || status=$?
   airflow dags pause "$AB_DAG_ID" > /dev/null
 fi
 airflow dags pause "$DAG_ID" > /dev/null
