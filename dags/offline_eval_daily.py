@@ -21,13 +21,19 @@ connection `spark_connect_default`), so several tasks and several days run at on
    `drift_daily`, `concept_drift_daily`, `alerts_daily`.
 5. **publish**: an Evidently report per version under `reports/<model>/<version>/<ds>/` and one
    MLflow run per (model, version, ds, cadence), from the result tables.
-6. **watcher** (runs only if a task failed): fails the run, so a day the gate rejected is a
+6. **notify**: the day's alerts, grouped into incidents (alerts of a version that share a
+   cause), to the people `conf/alerting.yaml` routes each tier to, through Airflow's notifiers
+   (SMTP and webhook connections; the local outbox `.local/outbox/` in the embedded stack). A
+   rerun sends nothing twice; a changed incident goes out as an update.
+7. **watcher** (runs only if a task failed): fails the run, so a day the gate rejected is a
    failed run even though its baselines task ran and skipped.
 
 **Which day a run evaluates.** The schedule is a data-interval timetable: the run whose
 interval is `[D 00:00, D+1 00:00)` UTC starts after midnight ending day D and evaluates
 `ds = D` (`{{ ds }}` is the interval start). A backfill from A to B evaluates exactly the days
 A..B (`--reprocess-behavior completed` or `failed`: the `depends_on_past` task requires one).
+
+A task that fails (after its retries) alerts the severe tier at once (`on_failure_callback`).
 
 Reruns and backfills are idempotent: the same day gives identical tables, the same single
 MLflow run and replaced report files.
@@ -38,6 +44,9 @@ from itertools import pairwise
 
 from airflow.sdk import Param, dag, task
 from offline_eval_airflow import SPARK_CONN_ID, day_config, require_upstream_success, run_job, schedule_args, timetable
+from offline_eval_airflow.notify import notify_day_failure
+
+FAILED = {"on_failure_callback": notify_day_failure}
 
 
 @dag(
@@ -53,36 +62,44 @@ from offline_eval_airflow import SPARK_CONN_ID, day_config, require_upstream_suc
 )
 def offline_eval_daily() -> None:
     # A failed suite fails at once (bad data); one retry covers a transient engine failure.
-    @task.pyspark(conn_id=SPARK_CONN_ID, retries=1)
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=1, **FAILED)
     def validate(spark=None, ds: str | None = None, params: dict | None = None) -> dict:
         from offline_eval.jobs import validate as job
 
         return run_job("validate", job.run, day_config(ds, params), spark=spark)
 
-    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2)
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, **FAILED)
     def compute(spark=None, ds: str | None = None, params: dict | None = None) -> dict:
         from offline_eval.jobs import compute as job
 
         return run_job("compute", job.run, day_config(ds, params), spark=spark)
 
-    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, trigger_rule="all_done", depends_on_past=True)
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, trigger_rule="all_done", depends_on_past=True, **FAILED)
     def baselines(spark=None, ds: str | None = None, params: dict | None = None, ti=None) -> dict:
         from offline_eval.jobs import baselines as job
 
         require_upstream_success(ti, "compute")
         return run_job("baselines", job.run, day_config(ds, params), spark=spark)
 
-    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2)
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, **FAILED)
     def drift(spark=None, ds: str | None = None, params: dict | None = None) -> dict:
         from offline_eval.jobs import drift as job
 
         return run_job("drift", job.run, day_config(ds, params), spark=spark)
 
-    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2)
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, **FAILED)
     def publish(spark=None, ds: str | None = None, params: dict | None = None, run_id: str | None = None) -> list:
         from offline_eval.jobs import publish as job
 
         return run_job("publish", job.run, day_config(ds, params), dag_run_id=run_id or "unknown", spark=spark)
+
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2)
+    def notify(spark=None, ds: str | None = None, params: dict | None = None) -> dict:
+        from offline_eval_airflow.notify import sender
+
+        from offline_eval.jobs import notify as job
+
+        return run_job("notify", job.run, day_config(ds, params), send=sender(), spark=spark)
 
     @task(trigger_rule="one_failed", retries=0)
     def watcher() -> None:
@@ -93,7 +110,7 @@ def offline_eval_daily() -> None:
 
         raise AirflowFailException("a task of this day failed: see the failed task's log")
 
-    steps = [validate(), compute(), baselines(), drift(), publish()]
+    steps = [validate(), compute(), baselines(), drift(), publish(), notify()]
     for upstream, downstream in pairwise(steps):
         upstream >> downstream
     steps >> watcher()

@@ -113,9 +113,16 @@ class Settings:
     mlflow_tracking_uri: str = ""
     shuffle_partitions: int = 4
     driver_java_opts: str = ""
+    # Where alert messages link to the MLflow UI; and, when set, the folder that receives every
+    # alert delivery as a file instead of sending it (the embedded stack: .local/outbox).
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
+    outbox: str = ""
 
     def __post_init__(self) -> None:
         validate_sql_name(self.database, "database name")
+        if not re.fullmatch(r"https?://[^\s\"'<>]+", self.mlflow_ui_url):
+            raise ConfigError(f"invalid OFFLINE_EVAL_MLFLOW_UI_URL {self.mlflow_ui_url!r}: an http(s) URL")
+        object.__setattr__(self, "mlflow_ui_url", self.mlflow_ui_url.rstrip("/"))
         if not self.spark_remote.startswith("sc://"):
             raise ConfigError(f"invalid SPARK_REMOTE {self.spark_remote!r}: a Spark Connect URL, sc://host:port")
         for name, value in (("OFFLINE_EVAL_ENGINE_MEMORY", self.engine_memory),
@@ -155,6 +162,8 @@ class Settings:
             mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
             shuffle_partitions=_env_int("OFFLINE_EVAL_SHUFFLE_PARTITIONS", 4),
             driver_java_opts=os.environ.get("OFFLINE_EVAL_DRIVER_JAVA_OPTS", ""),
+            mlflow_ui_url=os.environ.get("OFFLINE_EVAL_MLFLOW_UI_URL") or "http://127.0.0.1:5000",
+            outbox=os.environ.get("OFFLINE_EVAL_OUTBOX", ""),
         )
 
     @property

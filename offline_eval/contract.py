@@ -257,22 +257,28 @@ ALERTS_DAILY = TableSpec(
         ("alert_id", "string"),  # stable: a hash of (model, version, ds, rule, reference, variant, segment, metric)
         ("model_name", "string"),
         ("model_version", "string"),
-        ("rule", "string"),  # ctr_drop | baseline_3sd
-        ("severity", "string"),
+        ("rule", "string"),  # baseline_3sd | ctr_drop | new_user_coverage | drift_severe | drift_minor
+        ("tier", "string"),  # severe | medium | minor (conf/alerting.yaml)
         ("reference", "string"),  # e.g. "baseline_7d (2026-06-14)"
         ("variant", "string"),
         ("segment", "string"),
-        ("metric", "string"),
-        ("value", "double"),
+        ("metric", "string"),  # the metric, or the drifted column
+        ("value", "double"),  # the metric's value, or the column's PSI
+        ("threshold", "double"),  # the rule's threshold: sigma, -allowed drop, floor or PSI band
         ("baseline_mean", "double"),
         ("baseline_std", "double"),
         ("lower", "double"),
         ("upper", "double"),
         ("z", "double"),
         ("relative_change", "double"),
+        ("numerator", "double"),  # the counts behind value (metrics_daily's)
+        ("denominator", "double"),
+        ("incident_id", "string"),  # the alerts of a version and day that share a cause
+        ("cause", "string"),  # the day's diagnosis, one line
+        ("context", "string"),  # JSON: counts, reference counts, mix/rate split, top drift, concept drift
     ),
     keys=("alert_id",),
-    description="One row per alert raised on a day.",
+    description="One row per alert raised on a day, with its tier, context and incident.",
 )
 
 OUTPUT_TABLES: dict[str, TableSpec] = {

@@ -8,7 +8,8 @@ from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from offline_eval.dates import date_range, offset, weekly_end, window_dates
-from offline_eval.stats.decompose import mix_rate
+from offline_eval.stats.decompose import DECOMPOSED, USER_SEGMENTS, mix_rate, pooled_totals, segment_totals
+from offline_eval.stats.incidents import TIER_ORDER
 from offline_eval.thresholds import DEFAULT, Thresholds
 from offline_eval.thresholds import load as load_thresholds
 
@@ -18,11 +19,6 @@ if TYPE_CHECKING:
 COLUMNS = (("ctr", "CTR", "{:6.2%}"), ("cvr", "CVR", "{:6.2%}"), ("gmv_per_user", "GMV/user", "{:8.2f}"),
            ("new_user_share", "new users", "{:6.1%}"), ("new_user_coverage", "coverage", "{:6.1%}"))
 # A day-over-day relative CTR drop beyond this is marked (the seeds' "medium alert" rule).
-
-
-USER_SEGMENTS = ("new_users", "returning_users")
-# metric -> what its denominator counts, for the printed explanation
-DECOMPOSED = (("ctr", "impressions"), ("cvr", "clicks"), ("gmv_per_user", "exposed users"))
 
 
 def load_rows(tables: Tables, model: str, start: str, end: str) -> dict[str, dict[str, list[dict]]]:
@@ -37,27 +33,12 @@ def load_rows(tables: Tables, model: str, start: str, end: str) -> dict[str, dic
     return dict(out)
 
 
-def _by_segment(rows: list[dict], metric: str) -> dict[str, tuple[float, float]]:
-    return {r["segment"]: (r["numerator"] or 0.0, r["denominator"] or 0.0) for r in rows
-            if r["metric"] == metric and r["segment"] in USER_SEGMENTS and r["denominator"]}
-
-
-def _pooled(days: list[list[dict]], metric: str) -> dict[str, tuple[float, float]]:
-    """Segment numerators and denominators summed over several days (a baseline window)."""
-    out: dict[str, tuple[float, float]] = {}
-    for rows in days:
-        for seg, (num, den) in _by_segment(rows, metric).items():
-            n0, d0 = out.get(seg, (0.0, 0.0))
-            out[seg] = (n0 + num, d0 + den)
-    return out
-
-
 def _decomposition_lines(before: list[list[dict]], after: list[dict]) -> list[str]:
     """``before``: the rows of one or more days, pooled."""
     lines = []
-    for metric, denominator in DECOMPOSED:
-        b = _pooled(before, metric)
-        a = _by_segment(after, metric)
+    for metric, denominator in DECOMPOSED.items():
+        b = pooled_totals(before, metric)
+        a = segment_totals(after, metric)
         if not b or not a:
             continue
         d = mix_rate(b, a)
@@ -95,15 +76,27 @@ def _drift_lines(drift: dict | None) -> list[str]:
 
 
 def _alert_lines(alerts: list[dict] | None) -> list[str]:
-    picked = [a for a in alerts or [] if a["segment"] in ("all", *USER_SEGMENTS)]
-    if not picked:
-        return []
-    cells = []
-    for a in picked[:8]:
-        what = f"{a['metric']}[{a['segment']}] {a['value']:.4g} vs {a['baseline_mean']:.4g}"
-        cells.append(f"{a['severity']} {a['rule']} ({a['reference'].split(' ')[0]}): {what}")
-    more = f" (+{len(picked) - 8} more in alerts.json)" if len(picked) > 8 else ""
-    return ["  alerts: " + "; ".join(cells) + more]
+    """The day's incidents (alerts sharing a cause), their cause and their first symptoms."""
+    lines = []
+    by_incident: dict[str, list[dict]] = {}
+    for a in alerts or []:
+        by_incident.setdefault(a["incident_id"], []).append(a)
+    for rows in by_incident.values():
+        rows.sort(key=lambda a: (TIER_ORDER[a["tier"]], a["rule"], a["reference"], a["segment"], a["metric"]))
+        tiers = ", ".join(f"{sum(a['tier'] == t for a in rows)} {t}" for t in TIER_ORDER
+                          if any(a["tier"] == t for a in rows))
+        lines.append(f"  incident {rows[0]['incident_id']} ({rows[0]['tier']}; {len(rows)} alerts: {tiers}): "
+                     f"{rows[0]['cause']}")
+        picked = [a for a in rows if a["segment"] in ("all", *USER_SEGMENTS)][:6]
+        cells = []
+        for a in picked:
+            ref = a["reference"].split(" ")[0]
+            base = f" vs {a['baseline_mean']:.4g}" if a["baseline_mean"] is not None else ""
+            cells.append(f"{a['tier']} {a['rule']} ({ref}): {a['metric']}[{a['segment']}] {a['value']:.4g}{base}")
+        if cells:
+            lines.append("    symptoms: " + "; ".join(cells) + (f" (+{len(rows) - len(picked)} more in alerts.json)"
+                                                             if len(rows) > len(picked) else ""))
+    return lines
 
 
 def format_root_cause(rows: dict[str, dict[str, list[dict]]], drift: dict | None = None,

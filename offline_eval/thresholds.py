@@ -31,6 +31,8 @@ class Thresholds:
     sigma: float = 3.0
     min_days: int = 3
     ctr_drop: float = 0.10
+    # New users with at least one impression among the day's new users: below this, an alert.
+    new_user_coverage_min: float = 0.95
     # A/B readouts (stats/ab.py): the sample-ratio mismatch check's level.
     srm_alpha: float = 0.001
     # Input gate (io/validation.py): row counts against the trailing validated days, feature
@@ -58,6 +60,7 @@ class Thresholds:
             ("sigma", self.sigma > 0, "positive"),
             ("min_days", self.min_days >= 2, "at least 2 (a standard deviation needs two days)"),
             ("ctr_drop", 0 < self.ctr_drop < 1, "a share between 0 and 1"),
+            ("new_user_coverage_min", 0 < self.new_user_coverage_min <= 1, "a share in (0, 1]"),
             ("srm_alpha", 0 < self.srm_alpha < 1, "between 0 and 1"),
             ("row_count_low", 0 < self.row_count_low < 1 < self.row_count_high,
              "0 < row_count_low < 1 < row_count_high"),

@@ -29,7 +29,7 @@ echo "        profiling the history days, so that the first days have their refe
 offline-eval baselines --end "$HISTORY_END" --windows 7 > /dev/null
 wait "$init_pid" || { cat "$AIRFLOW_COMPONENT_LOGS/init.log"; exit 1; }
 
-echo "== 2/3 evaluate $START..$END: airflow backfill of offline_eval_daily (validate -> compute -> baselines -> drift -> publish)"
+echo "== 2/3 evaluate $START..$END: airflow backfill of offline_eval_daily (validate -> compute -> baselines -> drift -> publish -> notify)"
 echo "        and of offline_eval_ab_readout for $END (A/B readout of the experiment up to $END)"
 # The demo's days are in the past: schedule nothing after them (no run for today).
 export OFFLINE_EVAL_DAILY_END_DATE="$END"
@@ -50,6 +50,12 @@ cov = json.loads(coverage.read_text()) if coverage.exists() else None
 print("\n".join(truth_check_lines(json.loads(readout.read_text()), json.loads(truth.read_text()), cov)))
 PY
 fi
+if [ -d "$OFFLINE_EVAL_OUTBOX" ]; then
+  echo; echo "Alert deliveries (one file per message as it would be sent, $OFFLINE_EVAL_OUTBOX):"
+  for day in "$OFFLINE_EVAL_OUTBOX"/*/; do
+    echo "  $(basename "$day"): $(ls "$day" | sed -E 's/-[0-9a-f]{16}(-update-[0-9]+)?\.(eml|json)$//' | sort | uniq -c | awk '{printf "%s %s x%d, ", "", $2, $1}' | sed 's/, $//')"
+  done
+fi
 elapsed=$(( $(date +%s) - t0 ))
 cat <<TXT
 
@@ -57,6 +63,8 @@ Done in $((elapsed / 60)) min $((elapsed % 60)) s.
 - Reports:   $OFFLINE_EVAL_REPORTS/<model>/<version>/<ds>/report.html (open in a browser), drift.json, alerts.json
 - A/B:       $OFFLINE_EVAL_REPORTS/ab/exp_home_feed_v2/$END/readout.html (true lifts: docs/demo_scenario.md)
 - GX results: $OFFLINE_EVAL_REPORTS/validation/<ds>/validation.json
+- Alerts:    $OFFLINE_EVAL_OUTBOX/<ds>/ (what each tier's recipients receive; routing in conf/alerting.yaml),
+             table alerts_daily (one row per alert with its tier, context and incident)
 - MLflow:    make mlflow-ui, then http://127.0.0.1:5000 (experiment home_feed_ctr, one run per version and day)
 - Tables:    Hive database offline_eval in $OFFLINE_EVAL_HOME/warehouse (metrics_daily, drift_daily,
              profiles_daily, baselines, alerts_daily, concept_drift_daily, samples_daily)

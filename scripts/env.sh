@@ -4,6 +4,9 @@ _root="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)"
 export OFFLINE_EVAL_ROOT="$_root"
 export OFFLINE_EVAL_HOME="${OFFLINE_EVAL_HOME:-$_root/.local}"
 export OFFLINE_EVAL_REPORTS="${OFFLINE_EVAL_REPORTS:-$_root/reports}"
+# Alert deliveries of the embedded stack land here as files (one per message as it would be sent);
+# unset it (export OFFLINE_EVAL_OUTBOX=) to send through the Airflow connections of conf/alerting.yaml.
+export OFFLINE_EVAL_OUTBOX="${OFFLINE_EVAL_OUTBOX-$OFFLINE_EVAL_HOME/outbox}"
 export VIRTUAL_ENV="${VIRTUAL_ENV:-$_root/.venv}"
 export PATH="$VIRTUAL_ENV/bin:$PATH"
 export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-sqlite:///$OFFLINE_EVAL_HOME/mlflow/mlflow.db}"

@@ -26,7 +26,7 @@ def test_rows_from_the_rules():
         "wasserstein": None, "chi2_p": 1e-9, "p_value": 1e-9, "n_reference": 10, "n_current": 12,
         "verdict": "severe", "psi_edges": None}
     assert drift.drifted
-    alert = {"rule": "ctr_drop", "severity": "medium", "reference": "previous_day (2026-06-17)", "variant": "control",
+    alert = {"rule": "ctr_drop", "tier": "medium", "reference": "previous_day (2026-06-17)", "variant": "control",
              "segment": "all", "metric": "ctr", "value": 0.04, "baseline_mean": 0.08, "relative_change": -0.5}
     row = AlertRow.of(("m", "v1"), "2026-06-18", alert)
     expected_id = hashlib.sha1(b"m|v1|2026-06-18|ctr_drop|previous_day (2026-06-17)|control|all|ctr").hexdigest()[:16]

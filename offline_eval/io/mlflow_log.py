@@ -247,7 +247,7 @@ def metrics_by_version(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict
 
 def drift_metrics(drift_rows: list[dict], concept_rows: list[dict], alert_rows: list[dict]) -> dict[str, float | None]:
     """MLflow keys of the day's drift: ``drift/<reference>/<column>/<statistic>``, concept drift
-    per segment and the alert counts."""
+    per segment, the alert counts per tier and the number of incidents."""
     out: dict[str, float | None] = {}
     for r in drift_rows:
         for stat in headline_fields():
@@ -261,6 +261,7 @@ def drift_metrics(drift_rows: list[dict], concept_rows: list[dict], alert_rows: 
         base = f"concept/{r['reference']}/{r['segment']}"
         out[f"{base}/ctr_given_score_abs_change"] = r["mean_abs_change"]
         out[f"{base}/ctr_given_score_rel_change"] = r["mean_rel_change"]
-    for severity in ("medium", "high"):
-        out[f"alerts/{severity}"] = float(sum(a["severity"] == severity for a in alert_rows))
+    for tier in ("severe", "medium", "minor"):
+        out[f"alerts/{tier}"] = float(sum(a["tier"] == tier for a in alert_rows))
+    out["alerts/incidents"] = float(len({a["incident_id"] for a in alert_rows}))
     return out

@@ -13,18 +13,20 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from offline_eval import failpoints, thresholds
+from offline_eval import alerting, failpoints, thresholds
 from offline_eval.config import DayConfig, Settings
 from offline_eval.contract import OUTPUT_TABLES
 from offline_eval.dates import DRIFT_REFERENCES, Window, reference_windows
 from offline_eval.errors import DataError
 from offline_eval.io import profiles as profile_store
+from offline_eval.io import results
 from offline_eval.io.files import prepare_output, read_table
 from offline_eval.io.paths import strict_json_value, write_json_atomic
 from offline_eval.io.spark import get_spark
 from offline_eval.io.tables import Tables
 from offline_eval.metrics.table_profile import align_types, split_columns, table_profile
 from offline_eval.stats.day_drift import alert_rows, compare, concept_rows, drift_rows
+from offline_eval.stats.incidents import DayEvidence
 from offline_eval.stats.profile import Profile
 
 if TYPE_CHECKING:
@@ -42,6 +44,24 @@ def reference(tables: Tables, window: Window) -> dict[tuple[str, str], Profile]:
     return profile_store.read_reference(tables, window)
 
 
+def day_evidence(tables: Tables, ds: str, refs: dict[str, tuple[Window, Any]], drift: list, concept: list
+                 ) -> dict[tuple[str, str], DayEvidence]:
+    """Per version, what the alerts' context needs: metrics_daily of the day and of its
+    references' days (small rows, one read), and the drift rows just computed."""
+    previous = next((w.end for w, _ in refs.values() if w.name == "previous_day"), None)
+    week = next((w.dates for w, _ in refs.values() if w.name == "baseline_7d"), [])
+    by_day = results.day_rows(tables, "metrics_daily", sorted({ds, *([previous] if previous else []), *week}))
+
+    def of(day: str | None, key: tuple[str, str]) -> list[dict]:
+        return [r for r in by_day.get(day or "", []) if (r["model_name"], r["model_version"]) == key]
+
+    keys = {(r["model_name"], r["model_version"]) for r in by_day.get(ds, [])}
+    return {key: DayEvidence(today=of(ds, key), previous_day=of(previous, key), week=[of(d, key) for d in week],
+                             drift=[r.to_row() for r in drift if (r.model_name, r.model_version) == key],
+                             concept=[r.to_row() for r in concept if (r.model_name, r.model_version) == key])
+            for key in keys}
+
+
 def run(day: DayConfig, settings: Settings | None = None, spark: SparkSession | None = None) -> dict[str, Any]:
     settings = settings or Settings.from_env()
     spark = spark or get_spark(settings, tag=f"offline-eval-drift-{day.ds}")
@@ -56,7 +76,8 @@ def run(day: DayConfig, settings: Settings | None = None, spark: SparkSession | 
     refs = {w.name: (w, reference(tables, w)) for w in reference_windows(day.ds) if w.name in DRIFT_REFERENCES}
     rows, notes = drift_rows(current, refs, limits)
     concept = concept_rows(current, refs)
-    alerts = alert_rows(current, refs, day.ds, limits)
+    evidence = day_evidence(tables, day.ds, refs, rows, concept)
+    alerts = alert_rows(current, refs, day.ds, limits, alerting.load(), evidence, rows)
     tables.write_rows([r.to_row() for r in rows], "drift_daily", ds=day.ds)
     failpoints.reach("drift.between_writes")
     tables.write_rows([r.to_row() for r in concept], "concept_drift_daily", ds=day.ds)

@@ -20,6 +20,7 @@ from offline_eval.io.paths import day_report_dir, replace_dir, validation_file, 
 from offline_eval.io.spark import get_spark
 from offline_eval.io.tables import Tables
 from offline_eval.io.validation import validation_status
+from offline_eval.stats.incidents import group
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -29,6 +30,12 @@ log = logging.getLogger(__name__)
 
 class NothingComputed(RuntimeError):
     """The compute task has not produced outputs for this ds."""
+
+
+def incident_summaries(alert_rows: list[dict], ds: str) -> list[dict]:
+    """The version's incidents of the day: tier, cause and the ids of their alerts."""
+    return [{"incident_id": i.incident_id, "tier": i.tier, "title": i.title, "cause_kind": i.cause_kind,
+             "cause": i.cause, "alert_ids": [a["alert_id"] for a in i.alerts]} for i in group(alert_rows, ds)]
 
 
 def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "manual",
@@ -69,6 +76,7 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
             write_report_folder, current=current, reference=reference,
             title=f"{name} {version} {day.ds} vs {reference_ds}", psi_edges=psi_edges, validation=validation, files={
                 "metrics.json": version_rows, "alerts.json": alert_rows,
+                "incidents.json": incident_summaries(alert_rows, day.ds),
                 "drift.json": {"drift": drift_rows, "concept_drift": concept_rows, "notes": notes}}))
         html = out_dir / report.html.name
         metrics = dict(by_version[key])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from offline_eval.alerting import BUILT_IN, AlertingConfig
 from offline_eval.dates import Window
 from offline_eval.errors import DataError
-from offline_eval.stats.alerts import ctr_drop_alerts, threshold_alerts
+from offline_eval.stats.alerts import coverage_alerts, ctr_drop_alerts, drift_alerts, threshold_alerts
 from offline_eval.stats.drift import compare_categorical, compare_numeric
+from offline_eval.stats.incidents import DayEvidence, explain
 from offline_eval.stats.profile import Profile
 from offline_eval.stats.quality import concept_drift
 from offline_eval.stats.records import AlertRow, ConceptDriftRow, DriftRow
@@ -63,17 +65,30 @@ def concept_rows(current: dict[tuple, Profile], refs: References) -> list[Concep
     return out
 
 
-def alert_rows(current: dict[tuple, Profile], refs: References, ds: str,
-               config: ThresholdConfig | None = None) -> list[AlertRow]:
+def alert_rows(current: dict[tuple, Profile], refs: References, ds: str, config: ThresholdConfig | None = None,
+               routing: AlertingConfig = BUILT_IN, evidence: dict[tuple, DayEvidence] | None = None,
+               drift: list[DriftRow] | None = None) -> list[AlertRow]:
+    """The day's alerts per version (rules of ``stats.alerts``), each with its tier (routing),
+    its context and its incident (``stats.incidents``). ``evidence``: per version, the
+    metrics_daily rows of the day and its references, and the drift and concept drift rows
+    just computed; ``drift``: the day's drift rows (the drift rules)."""
     out = []
-    for name, (window, parsed) in refs.items():
-        for key, cur in sorted(current.items()):
-            today = {k: s.values[ds] for k, s in cur.metrics.items() if ds in s.values}
+    for key, cur in sorted(current.items()):
+        today = {k: s.values[ds] for k, s in cur.metrics.items() if ds in s.values}
+        limits = (config or ThresholdConfig()).for_model(key[0])
+        route = routing.for_model(key[0])
+        found = []
+        for name, (window, parsed) in refs.items():
             ref = parsed.get(key)
             base = {k: (s.mean, s.std, s.n) for k, s in ref.metrics.items()} if ref else {}
-            limits = (config or ThresholdConfig()).for_model(key[0])
-            found = ctr_drop_alerts(today, base, window.label, limits)
+            found += ctr_drop_alerts(today, base, window.label, limits, widen=route.ctr_drop_widen(ds))
             if name == ALERT_THRESHOLDS:
                 found += threshold_alerts(today, base, window.label, thresholds=limits)
-            out += [AlertRow.of(key, ds, a) for a in found]
+            found += drift_alerts([r.to_row() for r in drift or () if (r.model_name, r.model_version) == key
+                                   and r.reference == name], window.label, limits)
+        found += coverage_alerts(today, limits)
+        for a in found:
+            a["tier"] = route.tier(a["rule"], a["metric"])
+        explained = explain(found, (evidence or {}).get(key) or DayEvidence([]), key, ds)
+        out += [AlertRow.of(key, ds, a) for a in explained]
     return out

@@ -60,3 +60,27 @@ def mix_rate(before: Mapping[str, tuple[float, float]], after: Mapping[str, tupl
     total0 = sum(w0[s] * r0[s] for s in segments)
     total1 = sum(w1[s] * r1[s] for s in segments)
     return MixRate(total0, total1, mix, rate, w0, w1, r0, r1)
+
+
+USER_SEGMENTS = ("new_users", "returning_users")  # the partition that mix/rate splits over
+# metric -> what its denominator counts
+DECOMPOSED = {"ctr": "impressions", "cvr": "clicks", "gmv_per_user": "exposed users"}
+
+
+def segment_totals(rows: list[Mapping], metric: str, variant: str | None = None) -> dict[str, tuple[float, float]]:
+    """``{segment: (numerator, denominator)}`` of ``metric`` over the user segments, from
+    metrics_daily rows (of one version; of one variant when given)."""
+    return {r["segment"]: (r["numerator"] or 0.0, r["denominator"] or 0.0) for r in rows
+            if r["metric"] == metric and r["segment"] in USER_SEGMENTS and r["denominator"]
+            and (variant is None or r["variant"] == variant)}
+
+
+def pooled_totals(days: list[list[Mapping]], metric: str, variant: str | None = None
+                  ) -> dict[str, tuple[float, float]]:
+    """Segment numerators and denominators summed over several days (a baseline window)."""
+    out: dict[str, tuple[float, float]] = {}
+    for rows in days:
+        for seg, (num, den) in segment_totals(rows, metric, variant).items():
+            n0, d0 = out.get(seg, (0.0, 0.0))
+            out[seg] = (n0 + num, d0 + den)
+    return out

@@ -104,23 +104,30 @@ class AlertRow(Record):
     alert_id: str  # stable across reruns: see ``alert_id``
     model_name: str
     model_version: str
-    rule: str  # ctr_drop | baseline_3sd
-    severity: str
+    rule: str  # stats.alerts.RULES
+    tier: str  # severe | medium | minor
     reference: str
     variant: str | None
     segment: str
     metric: str
     value: float | None
+    threshold: float | None = None
     baseline_mean: float | None = None
     baseline_std: float | None = None
     lower: float | None = None
     upper: float | None = None
     z: float | None = None
     relative_change: float | None = None
+    numerator: float | None = None
+    denominator: float | None = None
+    incident_id: str | None = None
+    cause: str | None = None
+    context: str | None = None  # JSON (stats.incidents.context)
 
     @classmethod
     def of(cls, key: tuple[str, str], ds: str, alert: Mapping[str, Any]) -> AlertRow:
-        """From a rule of ``stats.alerts`` (a dict with the rule's own fields)."""
+        """From a rule of ``stats.alerts`` (a dict with the rule's own fields), with its tier and
+        what ``stats.incidents.explain`` added."""
         fields = {f.name for f in dataclasses.fields(cls)} - {"alert_id", "model_name", "model_version"}
         unknown = set(alert) - fields
         if unknown:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from offline_eval.dates import weekly_end, window_dates
-from offline_eval.stats.alerts import ctr_drop_alerts, threshold_alerts
+from offline_eval.stats.alerts import coverage_alerts, ctr_drop_alerts, drift_alerts, threshold_alerts
 from offline_eval.stats.drift import compare_categorical
 from offline_eval.stats.profile import OTHER, MetricStats, Profile, fold_rare, merge
 
@@ -30,11 +30,28 @@ def test_three_sigma_and_ctr_drop_rules():
     base = {key: (0.08, 0.004, 7.0), ("control", "all", "auc"): (0.70, 0.01, 7.0)}
     today = {key: 0.067, ("control", "all", "auc"): 0.69}
     (hi,) = threshold_alerts(today, base, "baseline_7d")  # 0.067 < 0.08 - 0.012; AUC within 1 sd
-    assert (hi["metric"], hi["severity"], hi["z"]) == ("ctr", "high", pytest.approx(-3.25))
+    assert (hi["metric"], hi["rule"], hi["z"]) == ("ctr", "baseline_3sd", pytest.approx(-3.25))
     assert threshold_alerts(today, {key: (0.08, 0.004, 2.0)}, "b") == []  # too few days
     (med,) = ctr_drop_alerts(today, base, "previous_day")  # -16.25% < -10%
-    assert med["severity"] == "medium" and med["relative_change"] == pytest.approx(-0.1625)
+    assert med["rule"] == "ctr_drop" and med["relative_change"] == pytest.approx(-0.1625)
+    assert med["threshold"] == pytest.approx(-0.10) and med["lower"] == pytest.approx(0.072)
     assert ctr_drop_alerts({key: 0.073}, base, "p") == []  # -8.75%: no alert
+    # A promotion day widens the allowed drop by the calendar's amount: -16.25% > -(10% + 15%).
+    assert ctr_drop_alerts(today, base, "previous_day", widen=0.15) == []
+    (wide,) = ctr_drop_alerts({key: 0.059}, base, "previous_day", widen=0.15)  # -26.25% < -25%
+    assert wide["threshold"] == pytest.approx(-0.25)
+
+
+def test_coverage_and_drift_rules():
+    today = {("control", "all", "new_user_coverage"): 0.9499, ("treatment", "all", "new_user_coverage"): 0.95,
+             ("control", "new_users", "new_user_coverage"): 0.5}  # only segment all is ruled
+    (low,) = coverage_alerts(today)
+    assert (low["variant"], low["value"], low["threshold"]) == ("control", 0.9499, 0.95)
+    drift = [{"column": "score", "psi": 0.25, "verdict": "severe"}, {"column": "c_device", "psi": 0.12,
+             "verdict": "minor"}, {"column": "f_price", "psi": 0.3, "verdict": "none"}]  # p-value too high
+    found = drift_alerts(drift, "previous_day (2026-06-17)")
+    assert [(a["rule"], a["metric"], a["threshold"]) for a in found] == [
+        ("drift_minor", "c_device", 0.1), ("drift_severe", "score", 0.2)]
 
 
 def test_rare_categories_fold_into_other_on_both_sides():
