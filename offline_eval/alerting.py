@@ -27,7 +27,8 @@ from offline_eval.errors import ConfigError
 
 TIERS = ("severe", "medium", "minor")  # most urgent first
 CHANNELS = ("email", "webhook")
-RULES = ("day_failed", "baseline_3sd", "ctr_drop", "new_user_coverage", "drift_severe", "drift_minor")
+RULES = ("day_failed", "baseline_3sd", "ctr_drop", "new_user_coverage", "drift_severe", "drift_minor",
+         "serving_error_rate", "latency_p95_up", "bot_traffic", "unknown_item_ids")
 _TIER_KEY = re.compile(r"^(?P<rule>[a-z][a-z0-9_]*)(?:\[(?P<metric>[A-Za-z0-9_]+)\])?$")
 _EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 
@@ -75,9 +76,10 @@ class Routing:
         return promo.ctr_drop_widen if promo else 0.0
 
 
-DEFAULT_TIERS = {"day_failed": "severe", "drift_severe[score]": "severe", "drift_severe": "medium",
-                 "baseline_3sd": "medium", "ctr_drop": "medium", "new_user_coverage": "medium",
-                 "drift_minor": "minor"}
+DEFAULT_TIERS = {"day_failed": "severe", "drift_severe[score]": "severe", "serving_error_rate": "severe",
+                 "bot_traffic": "severe", "drift_severe": "medium", "baseline_3sd": "medium", "ctr_drop": "medium",
+                 "new_user_coverage": "medium", "unknown_item_ids": "medium", "drift_minor": "minor",
+                 "latency_p95_up": "minor"}
 
 
 @dataclass(frozen=True)

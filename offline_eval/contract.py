@@ -143,8 +143,30 @@ SESSIONS = TableSpec(
     "cold-start coverage and the exposure log of A/B readouts.",
 )
 
+REQUESTS = TableSpec(
+    "requests",
+    (
+        ("request_id", "string"),  # a served request's id is its impressions' request_id
+        ("session_id", "string"),
+        ("user_id", "bigint"),
+        ("model_name", "string"),
+        ("model_version", "string"),
+        ("variant", "string"),
+        ("source", "string"),  # the client: a hash of its IP address / device, never the address
+        ("request_ts", "timestamp"),
+        ("latency_ms", "double"),  # end to end, including retries
+        ("status", "int"),  # HTTP status of the response
+        ("retries", "int"),
+        ("n_items", "int"),  # items in the response (0 for an error)
+    ),
+    keys=("request_id",),
+    description="The serving log: one row per recommendation request, served or failed; the "
+    "system layer (latency, errors, retries, load) and the security layer (request sources, "
+    "automated sessions).",
+)
+
 INPUT_TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (IMPRESSIONS, CLICKS, ADD_TO_CART, ORDERS, USERS, ITEMS, SESSIONS)
+    t.name: t for t in (IMPRESSIONS, CLICKS, ADD_TO_CART, ORDERS, USERS, ITEMS, SESSIONS, REQUESTS)
 }
 
 METRICS_DAILY = TableSpec(
@@ -281,9 +303,24 @@ ALERTS_DAILY = TableSpec(
     description="One row per alert raised on a day, with its tier, context and incident.",
 )
 
+SECURITY_DAILY = TableSpec(
+    "security_daily",
+    (
+        ("kind", "string"),  # burst_source | automated_session | unknown_item
+        ("key", "string"),  # the source hash, the session id, or the table with unknown item ids
+        ("requests", "bigint"),
+        ("impressions", "bigint"),  # impressions served to it (unknown_item: rows with an unknown id)
+        ("clicks", "bigint"),
+        ("share_of_requests", "double"),
+        ("detail", "string"),  # JSON: the rule's numbers (z, median, mean gap, source)
+    ),
+    keys=("kind", "key"),
+    description="The security layer's findings of a day (metrics/serving.py, docs/serving.md).",
+)
+
 OUTPUT_TABLES: dict[str, TableSpec] = {
     t.name: t for t in (METRICS_DAILY, DRIFT_DAILY, PROFILES_DAILY, BASELINES, SAMPLES_DAILY, CONCEPT_DRIFT_DAILY,
-                        ALERTS_DAILY)
+                        ALERTS_DAILY, SECURITY_DAILY)
 }
 
 

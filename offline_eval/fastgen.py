@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from offline_eval.contract import INPUT_TABLES
 from offline_eval.generator import (
+    CRAWLER_SOURCE,
     DEVICES,
     NEW_WINDOW_DAYS,
     REGIONS,
@@ -747,7 +748,9 @@ _ARROW_TYPES = {
     "date": pa.date32(),
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
-TABLES = ("users", "items", "sessions", "impressions", "clicks", "add_to_cart", "orders")
+# The tables of the Spark reference generator (tests/reference/), and the serving log after them.
+REFERENCE_TABLES = ("users", "items", "sessions", "impressions", "clicks", "add_to_cart", "orders")
+TABLES = (*REFERENCE_TABLES, "requests")
 
 
 @functools.cache
@@ -810,6 +813,104 @@ def _chunk(sc: Scenario, world: _World, day: _Day, s: np.ndarray) -> dict[str, p
         "sessions": _sessions_table(sc, day, sess),
         "impressions": _table("impressions", imp.columns),
         **_funnel(sc, world, imp, sess, request_ids),
+        "requests": _requests(sc, world, day, sess, imp, request_ids),
+    }
+
+
+RETRY_MS = 80.0  # a retry costs its timeout
+
+
+def _client_hash(rng: HashRng, user_id: np.ndarray) -> pa.Array:
+    """A client's source id: 14 hex digits of a hash of its user (one device per user here)."""
+    h = (chain_hash(rng.start("source"), user_id.astype(np.int64)) >> np.uint64(8)).astype(np.int64)
+    return pa.array(np.char.mod("%014x", h), pa.string())
+
+
+def _requests(sc: Scenario, world: _World, day: _Day, sess: _Sessions, imp: _Impressions,
+              request_ids: pa.Array) -> pa.Table:
+    """The serving log of one chunk: a served request per served session (the page its
+    impressions came from) and, for ``error_share`` of all sessions, one failed request before
+    it. Latency: log-normal around the arm's median, ``slow_share`` of requests 3x..8x slower,
+    plus ``RETRY_MS`` per retry."""
+    rng, k = world.rng, day.k
+    served = np.flatnonzero(sess.served)
+    s = sess.s[served]
+    treatment = sess.treatment[served]
+    median = np.where(treatment, sc.latency_median_ms_treatment, sc.latency_median_ms_control)
+    slow = rng.uniform("slow", k, s) < sc.slow_share
+    factor = np.where(slow, 3 + 5 * rng.uniform("slow_x", k, s), 1.0)
+    u = rng.uniform("retry", k, s)
+    retries = np.where(u < sc.retry_share * 0.15, 2, np.where(u < sc.retry_share, 1, 0)).astype(np.int32)
+    latency = np.round(median * np.exp(sc.latency_sigma * rng.normal("latency", k, s)) * factor + retries * RETRY_MS, 3)
+    failed = np.flatnonzero(rng.uniform("error", k, sess.s) < sc.error_share)
+    f_treat = sess.treatment[failed]
+    unavailable = rng.uniform("error_kind", k, sess.s[failed]) < 0.7  # 503 after two timed-out retries, else 500
+    columns = {
+        "request_id": pa.concat_arrays([request_ids, _session_ids(day, sess.s[failed], "e")]),
+        "session_id": pa.concat_arrays([_session_ids(day, s), _session_ids(day, sess.s[failed])]),
+        "user_id": np.concatenate([sess.user_id[served], sess.user_id[failed]]),
+        "model_name": pa.repeat(pa.scalar(sc.model_name), len(served) + len(failed)),
+        "model_version": Categorical(np.concatenate([treatment, f_treat]).astype(np.int64),
+                                     (sc.control_version, sc.treatment_version)),
+        "variant": Categorical(np.concatenate([treatment, f_treat]).astype(np.int64), ("control", "treatment")),
+        "source": pa.concat_arrays([_client_hash(rng, sess.user_id[served]), _client_hash(rng, sess.user_id[failed])]),
+        "request_ts": np.concatenate([sess.start_us[served] + _US, sess.start_us[failed]]),
+        "latency_ms": np.concatenate([latency, np.where(unavailable, 3 * 1000.0, 12.5)]),
+        "status": np.concatenate([np.full(len(served), 200), np.where(unavailable, 503, 500)]).astype(np.int32),
+        "retries": np.concatenate([retries, np.where(unavailable, 2, 0)]).astype(np.int32),
+        "n_items": np.concatenate([np.bincount(imp.req, minlength=len(served)),
+                                   np.zeros(len(failed), np.int64)]).astype(np.int32),
+    }
+    return _table("requests", columns)
+
+
+CRAWLER_S0 = 1 << 40  # the crawler's pseudo session indexes: far from any real session index
+
+
+def _crawler(sc: Scenario, world: _World, day: _Day) -> dict[str, pa.Table]:
+    """The crawler's traffic on its day: ``crawler_sessions`` sessions of logged-in returning
+    accounts from one source (``CRAWLER_SOURCE``), from 02:00, a page every half second, no
+    click; served by the control model outside the experiment (no experiment cookie)."""
+    rng, k = world.rng, day.k
+    n = sc.crawler_requests
+    per = -(-n // sc.crawler_sessions)
+    j = np.arange(n, dtype=np.int64)
+    b, i = j // per, j % per
+    accounts = floor(rng.uniform("crawler_account", k, np.arange(sc.crawler_sessions, dtype=np.int64))
+                     * sc.base_users)
+    user_id = accounts[b]
+    start_us = (day.epoch_day * 86_400 + 2 * 3600 + b * 900) * _US + i * (_US // 2)
+    zeros = np.zeros(n, bool)
+    sess = _Sessions(s=CRAWLER_S0 + j, is_new=zeros, served=~zeros, user_id=user_id,
+                     user_row=_lookup(world.users.row_of, user_id), treatment=zeros,
+                     hour=((start_us // _US) % 86_400 // 3600).astype(np.int32), start_us=start_us,
+                     platform=Categorical(np.zeros(n, np.int64), ("web",)),
+                     traffic_source=Categorical(np.zeros(n, np.int64), ("organic",)))
+    imp, _ = _impressions(sc, world, day, sess)
+    session_ids = pc.binary_join_element_wise(f"{day.ds}-bot", pa.array(b).cast(pa.string()), "-")
+    request_ids = pc.binary_join_element_wise(session_ids, "r", pa.array(i).cast(pa.string()), "-")
+    columns = {**imp.columns, "request_id": request_ids.take(pa.array(imp.req)),
+               "experiment_id": pa.nulls(len(imp.req), pa.string())}
+    first = np.flatnonzero(i == 0)
+    latency = np.round(25.0 * np.exp(0.2 * rng.normal("crawler_latency", k, j)), 3)
+    return {
+        "sessions": _table("sessions", {
+            "session_id": session_ids.take(pa.array(first)), "user_id": user_id[first],
+            "experiment_id": pa.nulls(len(first), pa.string()),
+            "variant": pa.repeat(pa.scalar("control"), len(first)), "platform": pa.repeat(pa.scalar("web"), len(first)),
+            "session_start_ts": start_us[first]}),
+        "impressions": _table("impressions", columns),
+        "clicks": arrow_schema("clicks").empty_table(),
+        "add_to_cart": arrow_schema("add_to_cart").empty_table(),
+        "orders": arrow_schema("orders").empty_table(),
+        "requests": _table("requests", {
+            "request_id": request_ids, "session_id": session_ids, "user_id": user_id,
+            "model_name": pa.repeat(pa.scalar(sc.model_name), n),
+            "model_version": pa.repeat(pa.scalar(sc.control_version), n),
+            "variant": pa.repeat(pa.scalar("control"), n), "source": pa.repeat(pa.scalar(CRAWLER_SOURCE), n),
+            "request_ts": start_us, "latency_ms": latency, "status": np.full(n, 200, np.int32),
+            "retries": np.zeros(n, np.int32),
+            "n_items": np.bincount(imp.req, minlength=n).astype(np.int32)}),
     }
 
 
@@ -837,4 +938,9 @@ def generate_day(sc: Scenario, k: int, *, chunk_sessions: int | None = None) -> 
         else:
             chunk["users"] = arrow_schema("users").empty_table()
             chunk["items"] = arrow_schema("items").empty_table()
+        yield {name: chunk[name] for name in TABLES}
+    if sc.crawler_requests and k == sc.crawler_day:
+        chunk = _crawler(sc, world, day)
+        chunk["users"] = arrow_schema("users").empty_table()
+        chunk["items"] = arrow_schema("items").empty_table()
         yield {name: chunk[name] for name in TABLES}

@@ -22,6 +22,7 @@ REGIONS = tuple(f"r{i}" for i in range(1, 9))
 
 
 USER_APPEAL_SD = 0.6
+CRAWLER_SOURCE = "c0ffee0c0ffee0"  # the crawler's client hash in the requests log
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,19 @@ class Scenario:
     new_item_ctr_factor: float = 0.8
     coverage_gap: float = 0.03  # share of new-user sessions that get no recommendation
     promo_coverage_gap: float = 0.08
+    # Serving (the requests log): log-normal latency per arm with a slow tail, retries, errors.
+    latency_median_ms_control: float = 38.0
+    latency_median_ms_treatment: float = 42.0
+    latency_sigma: float = 0.35
+    slow_share: float = 0.01  # requests 3x..8x slower (a cold cache, a slow feature store)
+    retry_share: float = 0.02  # requests that needed one retry or more (15% of them two)
+    error_share: float = 0.004  # sessions with one failed request (503/500) before their page
+    # A crawler on one day other than the promotion: one source, a few logged-in sessions at
+    # night, a page every half second, never a click; served by the default model outside the
+    # experiment. Its requests are crawler_share of the day's organic requests.
+    crawler_day: int | None = 10  # 2026-06-11 by default
+    crawler_sessions: int = 4
+    crawler_share: float = 0.12
 
     def __post_init__(self) -> None:
         validate_ds(self.start)
@@ -76,6 +90,10 @@ class Scenario:
             raise ConfigError("base_users, signups_per_day and promo_signups_per_day must be >= 1")
         if self.base_items % SLOTS_PER_REQUEST or self.new_items_per_day % SLOTS_PER_REQUEST:
             raise ConfigError("base_items and new_items_per_day must be multiples of 10")
+        if self.crawler_requests and self.crawler_day == self.promo_day:
+            raise ConfigError("crawler_day must differ from promo_day (two incidents, two causes)")
+        if self.crawler_sessions < 1 or not 0 <= self.crawler_share < 1:
+            raise ConfigError("crawler_sessions must be >= 1 and crawler_share within [0, 1)")
 
     @classmethod
     def sized(cls, base_users: int, base_items: int, **kwargs: object) -> Scenario:
@@ -104,6 +122,17 @@ class Scenario:
     def promo_ds(self) -> str:
         return offset(self.start, self.promo_day)
 
+    @property
+    def crawler_requests(self) -> int:
+        """Requests the crawler makes on its day (0 when there is none in the window)."""
+        if self.crawler_day is None or not 0 <= self.crawler_day < self.days:
+            return 0
+        return round(self.crawler_share * (self.impressions_per_day // SLOTS_PER_REQUEST))
+
+    @property
+    def crawler_ds(self) -> str | None:
+        return offset(self.start, self.crawler_day) if self.crawler_requests else None
+
     def ground_truth(self) -> dict:
         """Expected values the pipeline should recover (in expectation, before sampling noise)."""
         pos = _position_weights()
@@ -130,6 +159,22 @@ class Scenario:
             "promo": phase(
                 self.promo_new_user_share, self.promo_coverage_gap, self.promo_ctr_returning, self.promo_ctr_new
             ),
+            "crawler": None if not self.crawler_requests else {
+                "ds": self.crawler_ds,
+                "source": CRAWLER_SOURCE,
+                "sessions": self.crawler_sessions,
+                "requests": self.crawler_requests,
+                "impressions_at_most": self.crawler_requests * SLOTS_PER_REQUEST,
+                "clicks": 0,
+                "served_by": self.control_version,
+                "experiment_id": None,
+            },
+            "serving": {
+                "latency_median_ms": {self.control_version: self.latency_median_ms_control,
+                                      self.treatment_version: self.latency_median_ms_treatment},
+                "error_share_of_sessions": self.error_share,
+                "retry_share": self.retry_share,
+            },
             "treatment_vs_control": {
                 "experiment_start": self.experiment_start,
                 "ctr_relative_lift": self.treatment_ctr_lift,

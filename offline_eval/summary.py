@@ -190,8 +190,33 @@ def daily_summary(tables: Tables, model: str, start: str, end: str) -> str:
                                           str(a["variant"]), a["segment"], a["metric"]))
               for k, v in _by_version_day(day_rows(tables, "alerts_daily", dates), model).items()}
     limits = load_thresholds().for_model(model)
-    return format_summary(alll, model, limits) + format_root_cause(rows, drift_info, alerts, since=start,
-                                                                   thresholds=limits)
+    return (format_summary(alll, model, limits) + format_root_cause(rows, drift_info, alerts, since=start,
+                                                                    thresholds=limits)
+            + format_security(day_rows(tables, "security_daily", dates), shown))
+
+
+def format_security(findings: dict[str, list[dict]], rows: dict[str, dict[str, list[dict]]]) -> str:
+    """Days with bot traffic or unknown item ids: who, how much, and each version's CTR with and
+    without the flagged traffic (metrics/serving.py)."""
+    lines = []
+    for ds in sorted(findings):
+        found = findings[ds]
+        bursts = [f for f in found if f["kind"] == "burst_source"]
+        sessions = [f for f in found if f["kind"] == "automated_session"]
+        unknown = [f for f in found if f["kind"] == "unknown_item"]
+        cells = [f"burst source {f['key']}: {f['requests']:,} requests ({f['share_of_requests']:.1%} of the day's)"
+                 for f in bursts]
+        if sessions:
+            cells.append(f"{len(sessions)} automated session{'s' if len(sessions) > 1 else ''} "
+                         f"({sum(f['requests'] for f in sessions):,} requests, no click)")
+        cells += [f"{f['impressions']:,} {f['key']} rows with unknown item ids" for f in unknown]
+        for version in sorted(rows):
+            day = {r["metric"]: r["value"] for r in rows[version].get(ds, []) if r["segment"] == "all"}
+            if day.get("bot_impression_share"):
+                cells.append(f"{version}: {day['bot_impression_share']:.1%} of impressions flagged, CTR "
+                             f"{day['ctr']:.2%} ({day['ctr_clean']:.2%} without them)")
+        lines.append(f"  {ds}: " + "; ".join(cells))
+    return "\n\nSecurity (docs/serving.md):\n" + "\n".join(lines) if lines else ""
 
 
 # readout metric -> key of the generator's ground truth (docs/demo_scenario.md)

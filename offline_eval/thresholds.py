@@ -44,6 +44,18 @@ class Thresholds:
     all_null: float = 0.95
     dominant_share: float = 0.5
     dominant_jump: float = 0.3
+    # System layer (metrics/serving.py): error rate above error_rate_max; P95 latency more than
+    # latency_rise above the reference.
+    error_rate_max: float = 0.05
+    latency_rise: float = 0.05
+    # Security layer: burst sources (robust z of log10 requests above burst_z, at least
+    # burst_min_requests), automated sessions (at least automated_min_requests, no click, mean
+    # gap under automated_max_gap_s), and the share of impressions that raises bot_traffic.
+    burst_min_requests: int = 100
+    burst_z: float = 5.0
+    automated_min_requests: int = 50
+    automated_max_gap_s: float = 2.0
+    bot_share_alert: float = 0.02
     # Evidently reports: rows sampled per model version and day.
     sample_rows: int = 50_000
 
@@ -70,6 +82,13 @@ class Thresholds:
             ("dominant_share", 0 < self.dominant_share <= 1, "a share in (0, 1]"),
             ("dominant_jump", 0 < self.dominant_jump <= 1, "a share in (0, 1]"),
             ("sample_rows", 100 <= self.sample_rows <= 5_000_000, "100..5000000"),
+            ("error_rate_max", 0 < self.error_rate_max < 1, "a share between 0 and 1"),
+            ("latency_rise", self.latency_rise > 0, "positive"),
+            ("burst_min_requests", self.burst_min_requests >= 1, "at least 1"),
+            ("burst_z", self.burst_z > 0, "positive"),
+            ("automated_min_requests", self.automated_min_requests >= 2, "at least 2"),
+            ("automated_max_gap_s", self.automated_max_gap_s > 0, "positive"),
+            ("bot_share_alert", 0 < self.bot_share_alert < 1, "a share between 0 and 1"),
         ]
         for name, ok, rule in rules:
             if not ok:

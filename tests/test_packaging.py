@@ -23,7 +23,8 @@ def test_the_wheel_carries_its_dependencies_entry_point_and_resources(tmp_path):
         entry = zf.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     data = {n.split(".data/data/", 1)[1] for n in names if ".data/data/" in n}
     suites = {f"share/offline-eval/expectations/{p.name}" for p in (ROOT / "expectations").glob("*.json")}
-    assert len(suites) == 7 and suites <= data
+    assert len(suites) == 8 and suites <= data
+    assert "share/offline-eval/conf/alerting.yaml" in data
     assert "share/offline-eval/conf/spark/log4j2.properties" in data
     assert "share/offline-eval/spark_jobs/compute_metrics.py" in data
     assert "offline-eval = offline_eval.cli:main" in entry

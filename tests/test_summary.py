@@ -64,3 +64,20 @@ def test_truth_check_states_cover_or_miss_and_the_distance_in_se():
     assert len(lines) == 3
     assert "misses the truth (-4.0 SE)" in lines[1] and lines[1].lstrip().startswith("ctr")
     assert "covers the truth (+1.0 SE); covered in 95% of 40 seeds" in lines[2]
+
+
+def test_security_lines_name_the_source_and_the_clean_ctr():
+    from offline_eval.summary import format_security
+
+    findings = {"2026-06-11": [
+        {"kind": "burst_source", "key": "c0ffee0c0ffee0", "requests": 3600, "share_of_requests": 3600 / 33705},
+        {"kind": "automated_session", "key": "a", "requests": 900}, {"kind": "automated_session", "key": "b",
+                                                                      "requests": 900}]}
+    rows = {"v1": {"2026-06-11": [{"segment": "all", "metric": m, "value": v} for m, v in
+                                  (("bot_impression_share", 0.2131), ("ctr", 0.0627), ("ctr_clean", 0.0795))]},
+            "v2": {"2026-06-11": [{"segment": "all", "metric": "bot_impression_share", "value": 0.0}]}}
+    assert format_security(findings, rows) == (
+        "\n\nSecurity (docs/serving.md):\n  2026-06-11: burst source c0ffee0c0ffee0: 3,600 requests (10.7% of the "
+        "day's); 2 automated sessions (1,800 requests, no click); v1: 21.3% of impressions flagged, CTR 6.27% "
+        "(7.95% without them)")
+    assert format_security({}, rows) == ""

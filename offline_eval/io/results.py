@@ -29,6 +29,7 @@ def write_day(tables: Tables, result: DayResult, *, metrics: bool = True) -> dic
         written["metrics_daily"] = tables.write_rows([MetricRow.of(m).to_row() for m in result.metrics],
                                                      "metrics_daily", ds=result.ds)
         failpoints.reach("results.between_writes")
+        written["security_daily"] = tables.write_rows(result.findings, "security_daily", ds=result.ds)
     written["profiles_daily"] = profile_store.write_day(tables, result.profiles.values(), result.ds)
     tables.overwrite(result.sample.withColumn("ds", F.lit(result.ds)), "samples_daily", expected_ds=[result.ds],
                      check=False)

@@ -11,6 +11,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from offline_eval import thresholds
 from offline_eval.config import DayConfig, Settings
 from offline_eval.contract import INPUT_TABLES, OUTPUT_TABLES
 from offline_eval.io.results import write_day
@@ -38,7 +39,7 @@ def run(day: DayConfig, settings: Settings | None = None, spark: SparkSession | 
         validate_day(tables, day)
     t0 = time.monotonic()
     prior = tables.read_range("orders", day.ds_offset(-day.repurchase_lookback_days), day.ds_offset(-1))
-    result = evaluate(snapshot.read, prior, day)
+    result = evaluate(snapshot.read, prior, day, thresholds.load().defaults)
     t1 = time.monotonic()
     written = write_day(tables, result)
     snapshot.drop(INPUT_TABLES)

@@ -56,9 +56,11 @@ def day_evidence(tables: Tables, ds: str, refs: dict[str, tuple[Window, Any]], d
         return [r for r in by_day.get(day or "", []) if (r["model_name"], r["model_version"]) == key]
 
     keys = {(r["model_name"], r["model_version"]) for r in by_day.get(ds, [])}
+    security = results.day_rows(tables, "security_daily", [ds]).get(ds, [])
     return {key: DayEvidence(today=of(ds, key), previous_day=of(previous, key), week=[of(d, key) for d in week],
                              drift=[r.to_row() for r in drift if (r.model_name, r.model_version) == key],
-                             concept=[r.to_row() for r in concept if (r.model_name, r.model_version) == key])
+                             concept=[r.to_row() for r in concept if (r.model_name, r.model_version) == key],
+                             security=security)
             for key in keys}
 
 

@@ -24,8 +24,10 @@ from offline_eval.metrics.funnel import BROADCAST_CLICKS_MAX, impression_funnel
 from offline_eval.metrics.profile import categorical_counts, numeric_profiles
 from offline_eval.metrics.quality import quality_metrics
 from offline_eval.metrics.sample import bounded_sample
+from offline_eval.metrics.serving import security, security_metrics, system_metrics
 from offline_eval.stats.profile import MAX_DAILY_CATEGORIES, MetricStats, Profile, fold_rare
 from offline_eval.stats.quality import ScoreBins
+from offline_eval.thresholds import DEFAULT, Thresholds
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -45,17 +47,19 @@ class DayResult:
     metrics: list[dict]  # metrics_daily rows (without ds)
     profiles: dict[tuple[str, str], Profile]
     sample: DataFrame  # model_name, model_version and SAMPLE_COLUMNS, up to sample_rows per version
+    findings: list[dict]  # security_daily rows (without ds)
 
     @property
     def models(self) -> list[tuple[str, str]]:
         return sorted(self.profiles)
 
 
-def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig) -> DayResult:
+def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: Thresholds = DEFAULT) -> DayResult:
     """Evaluate one day. ``read(table)`` returns the day's partition of an input table;
-    ``prior_orders`` the orders of the repurchase lookback window before it."""
+    ``prior_orders`` the orders of the repurchase lookback window before it; ``thresholds``
+    the security layer's rules."""
     impressions = read("impressions")
-    users, items, clicks = read("users"), read("items"), read("clicks")
+    users, items, clicks, requests = read("users"), read("items"), read("clicks"), read("requests")
     small = clicks.count() <= BROADCAST_CLICKS_MAX  # a count of the cached day: no read
     funnel = impression_funnel(impressions, clicks, read("add_to_cart"), read("orders"), small=small)
     rows = (
@@ -70,9 +74,15 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig) -> DayResult
         # the passes below need not look them up again.
         variants = {(m["model_name"], m["model_version"], m["variant"]) for m in business}
         quality, bins = quality_metrics(rows, day.ds, SEGMENTS, groups=variants)
+        sec = security(requests, impressions, clicks, read("orders"), items, thresholds)
+        clean_sessions = sessions_with_newness(read("sessions").join(sec.flagged_sessions, on="session_id",
+                                                                     how="left_anti"), users, day.ds, day.new_user_days)
+        serving = system_metrics(requests) + security_metrics(
+            requests, rows, sec, lambda r: [x.asDict() for x in daily_metrics(r, clean_sessions, day.ds).collect()],
+            business)
     finally:
         rows.unpersist()
-    metrics = [{c: m[c] for c in METRICS_DAILY.column_names} for m in (*business, *quality)]
+    metrics = [{c: m[c] for c in METRICS_DAILY.column_names} for m in (*business, *quality, *serving)]
     sizes: dict[tuple, int] = {}
     for m in business:
         if m["metric"] == "impressions" and m["segment"] == "all":
@@ -92,7 +102,7 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig) -> DayResult
                      for m in metrics if (m["model_name"], m["model_version"]) == key and _finite(m["value"])},
         )
     sample = bounded_sample(impressions, SAMPLE_COLUMNS, day.sample_rows, seed=day.ds, sizes=sizes)
-    return DayResult(day.ds, metrics, profiles, sample)
+    return DayResult(day.ds, metrics, profiles, sample, sec.findings)
 
 
 def segment_bins(bins: dict[tuple, ScoreBins], key: tuple[str, str]) -> dict[str, ScoreBins]:

@@ -14,6 +14,11 @@ alert belongs to (severe, medium, minor) and who hears of it is routing, not sta
   ``new_user_coverage_min`` (95%).
 * ``drift_severe`` / ``drift_minor``: a column of the day drifted against a reference
   (``stats.drift``'s verdict: PSI band and test p-value).
+* ``serving_error_rate``: a version's share of failed requests above ``error_rate_max`` (5%).
+* ``latency_p95_up``: P95 latency more than ``latency_rise`` (5%) above the reference's.
+* ``bot_traffic``: flagged traffic (burst sources, automated sessions) at least
+  ``bot_share_alert`` (2%) of a version's impressions.
+* ``unknown_item_ids``: impressions, clicks or orders naming an item not in the catalogue.
 
 The numbers are ``offline_eval.thresholds.Thresholds`` fields (docs/thresholds.md).
 """
@@ -26,7 +31,8 @@ from offline_eval.thresholds import DEFAULT, Thresholds
 
 MONITORED = ("ctr", "cvr", "gmv_per_user", "auc", "logloss", "ece", "calibration_ratio", "ndcg_at_10",
              "precision_at_5", "mrr", "new_user_share", "new_user_coverage")
-RULES = ("baseline_3sd", "ctr_drop", "new_user_coverage", "drift_severe", "drift_minor")
+RULES = ("baseline_3sd", "ctr_drop", "new_user_coverage", "drift_severe", "drift_minor", "serving_error_rate",
+         "latency_p95_up", "bot_traffic", "unknown_item_ids")
 
 Key = tuple  # (variant, segment, metric)
 
@@ -91,4 +97,36 @@ def drift_alerts(drift: Iterable[Mapping[str, Any]], reference: str, thresholds:
         band = thresholds.psi_severe if r["verdict"] == "severe" else thresholds.psi_minor
         out.append({"rule": f"drift_{r['verdict']}", "reference": reference, "variant": None, "segment": "all",
                     "metric": r["column"], "value": r["psi"], "threshold": band})
+    return out
+
+
+def absolute_alerts(today: Mapping[Key, float | None], thresholds: Thresholds = DEFAULT) -> list[dict]:
+    """The rules with a fixed threshold (no reference): serving errors, bot traffic, unknown
+    item ids; on segment ``all`` of every variant."""
+    rules = (("serving_error_rate", "error_rate", thresholds.error_rate_max, lambda v, t: v > t),
+             ("bot_traffic", "bot_impression_share", thresholds.bot_share_alert, lambda v, t: v >= t),
+             ("unknown_item_ids", "unknown_item_ids", 0.0, lambda v, t: v > t))
+    out = []
+    for (variant, segment, metric), value in _sorted(today):
+        for rule, name, threshold, fires in rules:
+            if metric == name and segment == "all" and value is not None and fires(value, threshold):
+                out.append({"rule": rule, "reference": f"threshold {threshold:g}", "variant": variant,
+                            "segment": segment, "metric": metric, "value": value, "threshold": threshold,
+                            "upper": threshold})
+    return out
+
+
+def latency_alerts(today: Mapping[Key, float | None], reference_values: Mapping[Key, tuple], reference: str,
+                   thresholds: Thresholds = DEFAULT) -> list[dict]:
+    """P95 latency more than ``latency_rise`` above the reference mean."""
+    out = []
+    for key, value in _sorted(today):
+        variant, segment, metric = key
+        if metric != "latency_p95_ms" or value is None or key not in reference_values:
+            continue
+        mean = reference_values[key][0]
+        if mean and value / mean - 1 > thresholds.latency_rise:
+            out.append({"rule": "latency_p95_up", "reference": reference, "variant": variant, "segment": segment,
+                        "metric": metric, "value": value, "threshold": thresholds.latency_rise, "baseline_mean": mean,
+                        "upper": mean * (1 + thresholds.latency_rise), "relative_change": value / mean - 1})
     return out

@@ -7,7 +7,14 @@ from typing import Any
 from offline_eval.alerting import BUILT_IN, AlertingConfig
 from offline_eval.dates import Window
 from offline_eval.errors import DataError
-from offline_eval.stats.alerts import coverage_alerts, ctr_drop_alerts, drift_alerts, threshold_alerts
+from offline_eval.stats.alerts import (
+    absolute_alerts,
+    coverage_alerts,
+    ctr_drop_alerts,
+    drift_alerts,
+    latency_alerts,
+    threshold_alerts,
+)
 from offline_eval.stats.drift import compare_categorical, compare_numeric
 from offline_eval.stats.incidents import DayEvidence, explain
 from offline_eval.stats.profile import Profile
@@ -82,13 +89,14 @@ def alert_rows(current: dict[tuple, Profile], refs: References, ds: str, config:
             ref = parsed.get(key)
             base = {k: (s.mean, s.std, s.n) for k, s in ref.metrics.items()} if ref else {}
             found += ctr_drop_alerts(today, base, window.label, limits, widen=route.ctr_drop_widen(ds))
+            found += latency_alerts(today, base, window.label, limits)
             if name == ALERT_THRESHOLDS:
                 found += threshold_alerts(today, base, window.label, thresholds=limits)
             found += drift_alerts([r.to_row() for r in drift or () if (r.model_name, r.model_version) == key
                                    and r.reference == name], window.label, limits)
-        found += coverage_alerts(today, limits)
+        found += coverage_alerts(today, limits) + absolute_alerts(today, limits)
         for a in found:
             a["tier"] = route.tier(a["rule"], a["metric"])
-        explained = explain(found, (evidence or {}).get(key) or DayEvidence([]), key, ds)
+        explained = explain(found, (evidence or {}).get(key) or DayEvidence([]), key, ds, limits.bot_share_alert)
         out += [AlertRow.of(key, ds, a) for a in explained]
     return out

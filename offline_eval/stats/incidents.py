@@ -17,11 +17,16 @@ on-call receives one message listing the symptoms, not one message per symptom.
 
 Causes, first match wins:
 
+* ``bot_traffic``: flagged traffic (burst sources, automated sessions; ``metrics.serving``) is at
+  least ``bot_share`` of the version's impressions: named by source, with the CTR without it;
 * ``population_shift``: the new users' share of impressions moved by at least
   ``SHIFT_POINTS`` and the mix effect carries at least half of the CTR move;
 * ``feature_drift``: a feature drifted severely;
 * ``concept_drift``: P(click | score) moved by at least ``CONCEPT_MOVE`` (relative) in a segment;
 * ``metric_move``: none of the above (the metrics moved within segments, inputs stable).
+
+Serving alerts (error rate, latency) have a cause of their own, ``serving``: a slow or failing
+service is a different incident from what the users did, even on the same day.
 """
 from __future__ import annotations
 
@@ -37,7 +42,10 @@ SHIFT_POINTS = 0.05
 CONCEPT_MOVE = 0.10
 TOP_FEATURES = 3
 TIER_ORDER = {"severe": 0, "medium": 1, "minor": 2}
+SERVING_RULES = ("serving_error_rate", "latency_p95_up")
 CAUSE_TITLES = {
+    "bot_traffic": "bot traffic",
+    "serving": "serving degradation",
     "population_shift": "population shift",
     "feature_drift": "input feature drift",
     "concept_drift": "concept drift",
@@ -56,6 +64,7 @@ class DayEvidence:
     week: list[list[Mapping[str, Any]]] = field(default_factory=list)
     drift: list[Mapping[str, Any]] = field(default_factory=list)
     concept: list[Mapping[str, Any]] = field(default_factory=list)
+    security: list[Mapping[str, Any]] = field(default_factory=list)  # security_daily rows of the day
 
     def reference_rows(self, reference: str) -> list[list[Mapping[str, Any]]]:
         if reference == "baseline_7d":
@@ -134,8 +143,43 @@ def context(alert: Mapping[str, Any], evidence: DayEvidence) -> dict[str, Any]:
     return out
 
 
-def diagnose(evidence: DayEvidence) -> tuple[str, str]:
+def _worst(rows: Sequence[Mapping[str, Any]], metric: str) -> Mapping[str, Any] | None:
+    """The row of ``metric`` (segment all) with the largest value over the version's arms."""
+    found = [r for r in rows if r["metric"] == metric and r["segment"] == "all" and r["value"] is not None]
+    return max(found, key=lambda r: r["value"]) if found else None
+
+
+def _bots(evidence: DayEvidence, bot_share: float) -> str | None:
+    share = _worst(evidence.today, "bot_impression_share")
+    if share is None or share["value"] < bot_share:
+        return None
+    sources = [f for f in evidence.security if f["kind"] == "burst_source"]
+    sessions = [f for f in evidence.security if f["kind"] == "automated_session"]
+    who = ", ".join(f"source {f['key']} ({f['requests']:,} requests)" for f in sources[:2]) or "automated sessions"
+    text = (f"automated traffic: {who}; {len(sessions)} session{'s' if len(sessions) != 1 else ''} without a "
+            f"click at under 2 s a page; {share['value']:.1%} of the {share['variant']} arm's impressions")
+    ctr = [r for r in evidence.today if r["segment"] == "all" and r["variant"] == share["variant"]
+           and r["metric"] in ("ctr", "ctr_clean")]
+    by = {r["metric"]: r["value"] for r in ctr}
+    if by.get("ctr") is not None and by.get("ctr_clean") is not None:
+        text += f"; CTR without it {by['ctr_clean']:.2%} vs {by['ctr']:.2%} with it"
+    return text
+
+
+def _serving(evidence: DayEvidence) -> str:
+    parts = []
+    for metric, fmt in (("error_rate", "error rate {:.2%}"), ("latency_p95_ms", "P95 {:.0f} ms")):
+        r = _worst(evidence.today, metric)
+        if r is not None:
+            parts.append(fmt.format(r["value"]))
+    return "serving: " + (", ".join(parts) or "see the symptoms")
+
+
+def diagnose(evidence: DayEvidence, bot_share: float = 0.02) -> tuple[str, str]:
     """The day's cause for one version: ``(kind, one-line explanation)`` (see the module)."""
+    bots = _bots(evidence, bot_share)
+    if bots:
+        return "bot_traffic", bots
     ref = "previous_day" if evidence.previous_day else "baseline_7d"
     split = _split(evidence.reference_rows(ref), evidence.today, "ctr", None)
     drifted = [d for d in top_drift(evidence.drift, ref, n=10) if d["verdict"] == "severe"]
@@ -163,14 +207,16 @@ def incident_id(model: str, version: str, ds: str, cause: str) -> str:
     return hashlib.sha1(f"{model}|{version}|{ds}|{cause}".encode()).hexdigest()[:16]
 
 
-def explain(alerts: list[dict[str, Any]], evidence: DayEvidence, key: tuple[str, str], ds: str) -> list[dict[str, Any]]:
+def explain(alerts: list[dict[str, Any]], evidence: DayEvidence, key: tuple[str, str], ds: str,
+            bot_share: float = 0.02) -> list[dict[str, Any]]:
     """The alerts of one version and day with ``context`` (JSON), ``cause`` and ``incident_id``;
     the counts behind each value as ``numerator``/``denominator``."""
     if not alerts:
         return []
-    kind, text = diagnose(evidence)
+    day_kind, day_text = diagnose(evidence, bot_share)
     out = []
     for a in alerts:
+        kind, text = ("serving", _serving(evidence)) if a["rule"] in SERVING_RULES else (day_kind, day_text)
         ctx = context(a, evidence)
         counts = ctx.get("counts", {})
         out.append({**a, "numerator": counts.get("numerator"), "denominator": counts.get("denominator"),

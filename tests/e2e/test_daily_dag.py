@@ -100,7 +100,7 @@ def test_reports_and_validation_result_are_published(state):
     report = json.loads((day / "report.json").read_text())
     assert any(str(m.get("metric_name", "")).startswith("DriftedColumnsCount") for m in report["metrics"])
     validation = json.loads((state / "reports" / "validation" / DS / "validation.json").read_text())
-    assert validation["success"] is True and len(validation["tables"]) == 7
+    assert validation["success"] is True and len(validation["tables"]) == 8
 
 
 def _outbox(state: Path) -> list[Path]:

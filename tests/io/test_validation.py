@@ -25,7 +25,7 @@ def test_clean_day_passes(small_world, settings):
     assert result["success"] is True
     saved = json.loads((validation_dir(settings, GOOD_DS) / "validation.json").read_text())
     assert saved["success"] is True and set(saved["tables"]) == {
-        "impressions", "clicks", "add_to_cart", "orders", "users", "items", "sessions"
+        "impressions", "clicks", "add_to_cart", "orders", "users", "items", "sessions", "requests"
     }
 
 

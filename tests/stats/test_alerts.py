@@ -59,3 +59,19 @@ def test_rare_categories_fold_into_other_on_both_sides():
     assert folded == {"a": 5000, "b": 4990, OTHER: 10}
     out = compare_categorical("x", folded, {"a": 10, "b": 10, "c": 1, "zz": 3})
     assert out["categories"] == 3 and out["n_current"] == 24
+
+
+def test_serving_security_and_latency_rules():
+    from offline_eval.stats.alerts import absolute_alerts, latency_alerts
+
+    today = {("control", "all", "error_rate"): 0.051, ("treatment", "all", "error_rate"): 0.05,  # 5% is allowed
+             ("control", "all", "bot_impression_share"): 0.02, ("treatment", "all", "bot_impression_share"): 0.0199,
+             ("control", "all", "unknown_item_ids"): 3.0, ("treatment", "all", "unknown_item_ids"): 0.0,
+             ("control", "all", "latency_p95_ms"): 84.1, ("treatment", "all", "latency_p95_ms"): 83.9}
+    found = absolute_alerts(today)
+    assert [(a["rule"], a["variant"], a["threshold"]) for a in found] == [
+        ("bot_traffic", "control", 0.02), ("serving_error_rate", "control", 0.05),
+        ("unknown_item_ids", "control", 0.0)]
+    base = {(v, "all", "latency_p95_ms"): (80.0, 1.0, 7) for v in ("control", "treatment")}
+    (slow,) = latency_alerts(today, base, "baseline_7d (2026-06-14)")  # 84.1 > 80 * 1.05 = 84.0 > 83.9
+    assert slow["variant"] == "control" and slow["relative_change"] == pytest.approx(0.05125)

@@ -85,3 +85,26 @@ def test_incidents_group_by_cause_and_take_the_most_urgent_tier():
     assert [a["tier"] for a in first.alerts] == ["severe", "medium"]
     assert (second.model_version, second.tier, len(second.alerts)) == ("v2", "medium", 1)
     assert first.title == "[severe] m v1 2026-06-18: population shift, 2 alerts"
+
+
+def test_bot_traffic_comes_first_and_serving_is_its_own_incident():
+    bot_rows = [{**r} for r in AFTER] + [
+        {"model_name": "m", "model_version": "v1", "variant": "control", "segment": "all", "metric": m, "value": v,
+         "numerator": None, "denominator": None}
+        for m, v in (("bot_impression_share", 0.2131), ("ctr_clean", 0.0795), ("error_rate", 0.061),
+                     ("latency_p95_ms", 71.6))]
+    security = [{"kind": "burst_source", "key": "c0ffee", "requests": 3600, "impressions": 35780},
+                {"kind": "automated_session", "key": "s-bot-0", "requests": 900},
+                {"kind": "automated_session", "key": "s-bot-1", "requests": 900}]
+    evidence = DayEvidence(today=bot_rows, previous_day=BEFORE, drift=DRIFT, concept=CONCEPT, security=security)
+    kind, text = diagnose(evidence)
+    assert kind == "bot_traffic"  # before the population shift the same rows show
+    assert text == ("automated traffic: source c0ffee (3,600 requests); 2 sessions without a click at under 2 s a "
+                    "page; 21.3% of the control arm's impressions; CTR without it 7.95% vs 5.40% with it")
+    assert diagnose(evidence, bot_share=0.25)[0] == "population_shift"
+    serving = {"rule": "serving_error_rate", "tier": "severe", "reference": "threshold 0.05", "variant": "control",
+               "segment": "all", "metric": "error_rate", "value": 0.061, "threshold": 0.05}
+    ctr, err = explain([CTR_ALERT, serving], evidence, ("m", "v1"), "2026-06-11")
+    assert ctr["incident_id"] == incident_id("m", "v1", "2026-06-11", "bot_traffic")
+    assert err["incident_id"] == incident_id("m", "v1", "2026-06-11", "serving")
+    assert err["cause"] == "serving: error rate 6.10%, P95 72 ms"
