@@ -103,6 +103,12 @@ def cmd_baselines(args: argparse.Namespace) -> object:
     return baselines.run_windows(validate_ds(args.end), windows)
 
 
+def cmd_weekly(args: argparse.Namespace) -> object:
+    from offline_eval.jobs import weekly
+
+    return weekly.run(args.end)
+
+
 def cmd_engine(args: argparse.Namespace) -> object:
     from offline_eval.io.engine import Engine
 
@@ -337,6 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--end", help="last day of the windows (weekly baselines: a Sunday)")
     b.add_argument("--windows", default="7,28", help="with --end: comma-separated window lengths (default 7,28)")
     b.set_defaults(func=cmd_baselines)
+
+    w = sub.add_parser("weekly", help="evaluate the week ending --end (a Sunday): metrics_weekly, report, MLflow run",
+                       description="The week's metrics from the days the daily pipeline stored (ratios of the "
+                       "week's sums, model quality from the week's merged score bins), the 7 days side by side "
+                       "with the week's incidents and its drift against the week before, in "
+                       "reports/<model>/<version>/weekly/<end>/ and one MLflow run per version (cadence weekly).")
+    w.add_argument("--end", required=True, help="the week's last day, a Sunday (yyyy-MM-dd)")
+    w.set_defaults(func=cmd_weekly)
 
     e = sub.add_parser("engine", help="start, stop or show the embedded Spark engine (a Spark Connect server)",
                        description="The Spark Connect server every task talks to, at SPARK_REMOTE "

@@ -214,7 +214,7 @@ DRIFT_DAILY = TableSpec(
 _PROFILE_COLUMNS = (
     ("model_name", "string"),
     ("model_version", "string"),
-    ("kind", "string"),  # numeric | categorical | score_bins | metric
+    ("kind", "string"),  # numeric | categorical | score_bins | metric | moments
     ("name", "string"),  # feature, "score" or metric name
     ("variant", "string"),  # metric rows only
     ("segment", "string"),  # metric and score_bins rows
@@ -318,9 +318,40 @@ SECURITY_DAILY = TableSpec(
     description="The security layer's findings of a day (metrics/serving.py, docs/serving.md).",
 )
 
+LIFTS_DAILY = TableSpec(
+    "lifts_daily",
+    (
+        ("model_name", "string"),
+        ("model_version", "string"),
+        ("variant", "string"),
+        ("metric", "string"),  # ctr | cvr | gmv_per_user | gmv
+        ("reference", "string"),  # previous_day | baseline_7d | control_arm
+        ("reference_label", "string"),  # e.g. "baseline_7d (2026-06-14)", "control v1"
+        ("value", "double"),
+        ("reference_value", "double"),
+        ("rel_lift", "double"),
+        ("rel_ci_low", "double"),  # 95%; null for the GMV total (a point estimate)
+        ("rel_ci_high", "double"),
+        ("p_value", "double"),
+        ("method", "string"),
+    ),
+    keys=("model_name", "model_version", "variant", "metric", "reference"),
+    description="Business lifts of a day against the previous day, the weekly baseline and the control arm "
+    "(stats/lifts.py, the A/B readout's statistics).",
+)
+
+METRICS_WEEKLY = TableSpec(
+    "metrics_weekly",
+    METRICS_DAILY.columns,
+    keys=METRICS_DAILY.keys,
+    description="The metrics of a week (partition ds = its Sunday) per model version, variant and segment: "
+    "ratios of the week's summed numerators and denominators, summed counts, model quality from the week's "
+    "merged score bins (stats/weekly.py, docs/weekly.md).",
+)
+
 OUTPUT_TABLES: dict[str, TableSpec] = {
     t.name: t for t in (METRICS_DAILY, DRIFT_DAILY, PROFILES_DAILY, BASELINES, SAMPLES_DAILY, CONCEPT_DRIFT_DAILY,
-                        ALERTS_DAILY, SECURITY_DAILY)
+                        ALERTS_DAILY, SECURITY_DAILY, LIFTS_DAILY, METRICS_WEEKLY)
 }
 
 

@@ -36,6 +36,16 @@ export OFFLINE_EVAL_DAILY_END_DATE="$END"
 status=0
 AIRFLOW_READY=1 AB_READOUT_DAY="$END" bash scripts/backfill.sh "$START" "$END" completed || status=$?
 
+# Every whole week [Mon, Sun] of the evaluated days (the default two: ending 06-14 and 06-21).
+SUNDAYS=$(python -c "
+import datetime as d
+s, e = d.date.fromisoformat('$START'), d.date.fromisoformat('$END')
+print(' '.join(str(s + d.timedelta(k)) for k in range(6, (e - s).days + 1) if (s + d.timedelta(k)).weekday() == 6))")
+echo "== weekly evaluation of the weeks ending $SUNDAYS (offline-eval weekly, as the weekly DAG runs it on Mondays)"
+for sunday in $SUNDAYS; do
+  offline-eval weekly --end "$sunday" > /dev/null || status=$?
+done
+
 echo "== 3/3 summary"
 offline-eval summary --start "$START" --end "$END"
 AB_MD="$OFFLINE_EVAL_REPORTS/ab/exp_home_feed_v2/$END/readout.md"
@@ -62,6 +72,7 @@ cat <<TXT
 Done in $((elapsed / 60)) min $((elapsed % 60)) s.
 - Reports:   $OFFLINE_EVAL_REPORTS/<model>/<version>/<ds>/report.html (open in a browser), drift.json, alerts.json
 - A/B:       $OFFLINE_EVAL_REPORTS/ab/exp_home_feed_v2/$END/readout.html (true lifts: docs/demo_scenario.md)
+- Weekly:    $OFFLINE_EVAL_REPORTS/<model>/<version>/weekly/<sunday>/report.html (the 7 days side by side, incidents, drift)
 - GX results: $OFFLINE_EVAL_REPORTS/validation/<ds>/validation.json
 - Alerts:    $OFFLINE_EVAL_OUTBOX/<ds>/ (what each tier's recipients receive; routing in conf/alerting.yaml),
              table alerts_daily (one row per alert with its tier, context and incident)

@@ -56,12 +56,13 @@ def test_metrics_daily_is_unchanged(world):
     rows = tables.rows("metrics_daily", [DS])
     want = {_key(r, keys): r for r in PINNED["metrics_daily"]}
     pinned = {r["metric"] for r in PINNED["metrics_daily"]}
-    # The system and security layers' metrics are new in this release (docs/serving.md); the
-    # world has no crawler (it is new input, not a method change), so nothing else moves.
+    # The catalogue coverage and the system and security layers' metrics are new in this release
+    # (docs/metrics.md, docs/serving.md); the world has no crawler (it is new input, not a
+    # method change), so nothing else moves.
     assert {r["metric"] for r in rows} - pinned == {
         "requests", "error_rate", "retry_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "peak_rps",
         "bot_requests", "bot_request_share", "bot_impression_share", "unknown_item_ids", "ctr_clean", "cvr_clean",
-        "gmv_per_user_clean"}
+        "gmv_per_user_clean", "new_item_coverage", "long_tail_impression_share", "long_tail_item_share"}
     got = {_key(r, keys): r for r in rows if r["metric"] in pinned}
     assert set(got) == set(want) and len(want) == 210
     for k, w in want.items():

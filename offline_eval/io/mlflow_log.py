@@ -245,6 +245,19 @@ def metrics_by_version(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict
     return out
 
 
+def lift_metrics(lift_rows: list[dict]) -> dict[str, float | None]:
+    """``lift/<reference>/<metric>`` (relative lift) with ``.../ci_low`` and ``.../ci_high``,
+    per arm when a version serves several."""
+    out: dict[str, float | None] = {}
+    arms = {r["variant"] for r in lift_rows}
+    for r in lift_rows:
+        base = f"lift/{r['reference']}/{r['metric']}" + (f"/{r['variant']}" if len(arms) > 1 else "")
+        out[base] = r["rel_lift"]
+        if r["rel_ci_low"] is not None:
+            out[f"{base}/ci_low"], out[f"{base}/ci_high"] = r["rel_ci_low"], r["rel_ci_high"]
+    return out
+
+
 def drift_metrics(drift_rows: list[dict], concept_rows: list[dict], alert_rows: list[dict]) -> dict[str, float | None]:
     """MLflow keys of the day's drift: ``drift/<reference>/<column>/<statistic>``, concept drift
     per segment, the alert counts per tier and the number of incidents."""

@@ -26,6 +26,12 @@ def day_report_dir(settings: Settings, model_name: str, model_version: str, ds: 
     )
 
 
+def weekly_report_dir(settings: Settings, model_name: str, model_version: str, week_end: str) -> Path:
+    """reports/<model>/<version>/weekly/<sunday>/: the weekly report of one version."""
+    return (settings.reports_dir / validate_identifier(model_name, "model name")
+            / validate_identifier(model_version, "model version") / "weekly" / validate_ds(week_end))
+
+
 def ab_report_dir(settings: Settings, experiment_id: str, ds: str) -> Path:
     """reports/ab/<experiment>/<last day of the readout window>/"""
     return settings.reports_dir / "ab" / validate_identifier(experiment_id, "experiment id") / validate_ds(ds)

@@ -9,9 +9,11 @@ One row per (model, version, kind, name, variant, segment); the payload is compa
 | categorical | feature | ``counts`` per value |
 | score_bins | score (per user segment) | rows (bin, impressions, clicks, score sum, log-loss sum) |
 | metric | metric (per variant, segment) | ``values``: ds -> the day's value |
+| moments | lifted metric (per variant) | per-user sums ``n, sum_y, sum_y2, sum_x, sum_x2, sum_xy`` |
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import defaultdict
@@ -22,6 +24,7 @@ import numpy as np
 
 from offline_eval.dates import Window
 from offline_eval.io.paths import failed_validation_days
+from offline_eval.stats.ab import Moments
 from offline_eval.stats.profile import MetricStats, NumericProfile, Profile, merge
 from offline_eval.stats.quality import ScoreBins
 
@@ -67,6 +70,9 @@ def to_rows(profile: Profile) -> list[dict]:
                 "payload": _json({"values": dict(sorted(s.values.items()))}),
             }
         )
+    for (variant, metric), m in sorted(profile.moments.items()):
+        rows.append({**base, "kind": "moments", "name": metric, "variant": variant, "n": float(m.n), "mean": None,
+                     "std": None, "payload": _json(dataclasses.asdict(m))})
     return rows
 
 
@@ -92,6 +98,8 @@ def from_rows(rows: Iterable[dict], days: Iterable[str] = ()) -> dict[tuple[str,
         elif kind == "metric":
             prof.metrics[(r["variant"], r["segment"], name)] = MetricStats(
                 {d: float(v) for d, v in payload["values"].items()})
+        elif kind == "moments":
+            prof.moments[(r["variant"], name)] = Moments(**payload)
     return out
 
 

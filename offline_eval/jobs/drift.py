@@ -25,7 +25,7 @@ from offline_eval.io.paths import strict_json_value, write_json_atomic
 from offline_eval.io.spark import get_spark
 from offline_eval.io.tables import Tables
 from offline_eval.metrics.table_profile import align_types, split_columns, table_profile
-from offline_eval.stats.day_drift import alert_rows, compare, concept_rows, drift_rows
+from offline_eval.stats.day_drift import alert_rows, compare, concept_rows, drift_rows, lift_rows
 from offline_eval.stats.incidents import DayEvidence
 from offline_eval.stats.profile import Profile
 
@@ -84,12 +84,15 @@ def run(day: DayConfig, settings: Settings | None = None, spark: SparkSession | 
     failpoints.reach("drift.between_writes")
     tables.write_rows([r.to_row() for r in concept], "concept_drift_daily", ds=day.ds)
     tables.write_rows([r.to_row() for r in alerts], "alerts_daily", ds=day.ds)
+    lifts = lift_rows(current, refs, day.ds)
+    tables.write_rows(lifts, "lifts_daily", ds=day.ds)
     for note in notes:
         log.info("drift ds=%s: %s", day.ds, note)
     drifted = sum(r.drifted for r in rows)
     log.info("ds=%s: %d drift rows (%d drifted), %d concept drift rows, %d alerts in %.1fs", day.ds, len(rows),
              drifted, len(concept), len(alerts), time.monotonic() - t0)
-    return {"ds": day.ds, "drift_rows": len(rows), "drifted": drifted, "alerts": len(alerts), "notes": notes}
+    return {"ds": day.ds, "drift_rows": len(rows), "drifted": drifted, "alerts": len(alerts), "lifts": len(lifts),
+            "notes": notes}
 
 
 def run_files(reference: str, current: str, out: str | None, *, columns: Sequence[str] | None = None,

@@ -52,6 +52,7 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
     drift = results.by_version(results.day_rows(tables, "drift_daily", [day.ds]).get(day.ds, []))
     concept = results.by_version(results.concept_rows(tables, [day.ds]).get(day.ds, []))
     alerts = results.by_version(results.day_rows(tables, "alerts_daily", [day.ds]).get(day.ds, []))
+    lifts = results.by_version(results.day_rows(tables, "lifts_daily", [day.ds]).get(day.ds, []))
     reference_ds = day.ds_offset(-1)
     validation = validation_file(settings, day.ds)
     by_version = mlflow_log.metrics_by_version(metric_rows)
@@ -77,11 +78,13 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
             title=f"{name} {version} {day.ds} vs {reference_ds}", psi_edges=psi_edges, validation=validation, files={
                 "metrics.json": version_rows, "alerts.json": alert_rows,
                 "incidents.json": incident_summaries(alert_rows, day.ds),
+                "lifts.json": lifts.get(key, []),
                 "drift.json": {"drift": drift_rows, "concept_drift": concept_rows, "notes": notes}}))
         html = out_dir / report.html.name
         metrics = dict(by_version[key])
         metrics.update({f"evidently/{k}": v for k, v in report.metrics().items()})
         metrics.update(mlflow_log.drift_metrics(drift_rows, concept_rows, alert_rows))
+        metrics.update(mlflow_log.lift_metrics(lifts.get(key, [])))
         run_key = mlflow_log.RunKey(name, version, day.ds, day.cadence)
         run = mlflow_log.log_day(
             settings,

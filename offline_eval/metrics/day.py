@@ -19,12 +19,15 @@ from typing import TYPE_CHECKING
 
 from offline_eval.config import DayConfig
 from offline_eval.contract import IMPRESSIONS, METRICS_DAILY, categorical_features, numeric_features
+from offline_eval.metrics.ab import MetricSpec, arm_moments
+from offline_eval.metrics.catalog import catalog_coverage
 from offline_eval.metrics.daily import SEGMENTS, daily_metrics, sessions_with_newness, with_prior_buyers, with_segments
 from offline_eval.metrics.funnel import BROADCAST_CLICKS_MAX, impression_funnel
 from offline_eval.metrics.profile import categorical_counts, numeric_profiles
 from offline_eval.metrics.quality import quality_metrics
 from offline_eval.metrics.sample import bounded_sample
 from offline_eval.metrics.serving import security, security_metrics, system_metrics
+from offline_eval.stats.ab import Moments
 from offline_eval.stats.profile import MAX_DAILY_CATEGORIES, MetricStats, Profile, fold_rare
 from offline_eval.stats.quality import ScoreBins
 from offline_eval.thresholds import DEFAULT, Thresholds
@@ -39,6 +42,10 @@ SAMPLE_COLUMNS = (*numeric_features(IMPRESSIONS), *categorical_features(IMPRESSI
 PROFILE_SEGMENTS = ("all", "new_users", "returning_users")  # score bins kept per user segment
 
 Reader = Callable[[str], "DataFrame"]
+# The metrics whose daily lifts carry intervals (stats/lifts.py), defined as in the readout.
+LIFT_SPECS = (MetricSpec("ctr", "ratio", "clicks", denominator="impressions"),
+              MetricSpec("cvr", "ratio", "orders", denominator="clicks"),
+              MetricSpec("gmv_per_user", "mean", "gmv"))
 
 
 @dataclass
@@ -74,12 +81,17 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: 
         # the passes below need not look them up again.
         variants = {(m["model_name"], m["model_version"], m["variant"]) for m in business}
         quality, bins = quality_metrics(rows, day.ds, SEGMENTS, groups=variants)
+        moments = unit_moments(rows)
         sec = security(requests, impressions, clicks, read("orders"), items, thresholds)
         clean_sessions = sessions_with_newness(read("sessions").join(sec.flagged_sessions, on="session_id",
                                                                      how="left_anti"), users, day.ds, day.new_user_days)
-        serving = system_metrics(requests) + security_metrics(
-            requests, rows, sec, lambda r: [x.asDict() for x in daily_metrics(r, clean_sessions, day.ds).collect()],
-            business)
+        serving = [
+            *catalog_coverage(impressions, items, day.ds, day.new_item_days),
+            *system_metrics(requests),
+            *security_metrics(requests, rows, sec,
+                              lambda r: [x.asDict() for x in daily_metrics(r, clean_sessions, day.ds).collect()],
+                              business),
+        ]
     finally:
         rows.unpersist()
     metrics = [{c: m[c] for c in METRICS_DAILY.column_names} for m in (*business, *quality, *serving)]
@@ -100,9 +112,30 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: 
             score_bins=segment_bins(bins, key),
             metrics={(m["variant"], m["segment"], m["metric"]): MetricStats({day.ds: m["value"]})
                      for m in metrics if (m["model_name"], m["model_version"]) == key and _finite(m["value"])},
+            moments={(variant, metric): mom for (name, version, variant, metric), mom in moments.items()
+                     if (name, version) == key},
         )
     sample = bounded_sample(impressions, SAMPLE_COLUMNS, day.sample_rows, seed=day.ds, sizes=sizes)
     return DayResult(day.ds, metrics, profiles, sample, sec.findings)
+
+
+def unit_moments(rows: DataFrame) -> dict[tuple[str, str, str, str], Moments]:
+    """Per (model, version, variant, metric): the per-user sums behind the lifted metrics (CTR
+    and CVR as ratios of per-user sums, GMV per user as a mean), with the readout's own metric
+    specs and aggregation (``metrics.ab``), so a daily lift and an A/B readout use one method."""
+    from pyspark.sql import functions as F
+
+    units = (rows.groupBy(*VERSION_KEYS, "variant", "user_id")
+             .agg(F.count("*").alias("impressions"), F.sum("clicked").alias("clicks"),
+                  F.sum("orders").alias("orders"), F.sum("gmv").alias("gmv"))
+             .withColumn("arm", F.concat_ws("\u0000", *VERSION_KEYS, "variant")))
+    out = {}
+    for r in arm_moments(units, "arm", LIFT_SPECS).collect():
+        name, version, variant = r["variant"].split("\u0000")
+        for i, spec in enumerate(LIFT_SPECS):
+            out[(name, version, variant, spec.name)] = Moments(
+                int(r["n"]), *(float(r[f"m{i}__{s}"]) for s in ("sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy")))
+    return out
 
 
 def segment_bins(bins: dict[tuple, ScoreBins], key: tuple[str, str]) -> dict[str, ScoreBins]:

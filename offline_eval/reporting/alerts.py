@@ -56,7 +56,7 @@ def _num(x: float | None, pct: bool) -> str:
 
 
 RATE_METRICS = {"ctr", "cvr", "new_user_share", "new_user_coverage", "add_to_cart_rate", "repurchase_rate",
-                "precision_at_5", "new_item_impression_share"}
+                "precision_at_5", "new_item_impression_share", "error_rate", "bot_impression_share"}
 
 
 def symptom(a: Mapping[str, Any]) -> str:
@@ -74,10 +74,16 @@ def symptom(a: Mapping[str, Any]) -> str:
     elif a["rule"] == "baseline_3sd":
         what = (f"{_num(a['value'], pct)} outside [{_num(a['lower'], pct)}, {_num(a['upper'], pct)}] "
                 f"(z {a['z']:+.1f})")
-    else:
+    elif a["rule"] == "latency_p95_up":
+        what = (f"{_num(a['value'], False)} ms vs {_num(a['baseline_mean'], False)} ms "
+                f"({a['relative_change']:+.1%}, allowed +{a['threshold']:.0%})")
+    elif a["rule"] == "new_user_coverage":
         what = f"{_num(a['value'], pct)} below {_num(a['threshold'], pct)}"
+    else:  # the fixed ceilings: serving errors, bot traffic, unknown item ids
+        shares = a["metric"] in ("error_rate", "bot_impression_share")
+        what = f"{_num(a['value'], shares)} above {_num(a['threshold'], shares)}"
     counts = ""
-    if a.get("denominator"):
+    if a.get("numerator") is not None and a.get("denominator"):
         counts = f"; {a['numerator']:.0f}/{a['denominator']:.0f}"
     return f"{a['tier']:<6} {a['rule']:<17} {where:<34} {what} ({a['reference']}){counts}"
 

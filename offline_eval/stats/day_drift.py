@@ -17,6 +17,7 @@ from offline_eval.stats.alerts import (
 )
 from offline_eval.stats.drift import compare_categorical, compare_numeric
 from offline_eval.stats.incidents import DayEvidence, explain
+from offline_eval.stats.lifts import day_lifts
 from offline_eval.stats.profile import Profile
 from offline_eval.stats.quality import concept_drift
 from offline_eval.stats.records import AlertRow, ConceptDriftRow, DriftRow
@@ -99,4 +100,26 @@ def alert_rows(current: dict[tuple, Profile], refs: References, ds: str, config:
             a["tier"] = route.tier(a["rule"], a["metric"])
         explained = explain(found, (evidence or {}).get(key) or DayEvidence([]), key, ds, limits.bot_share_alert)
         out += [AlertRow.of(key, ds, a) for a in explained]
+    return out
+
+
+def lift_rows(current: dict[tuple, Profile], refs: References, ds: str) -> list[dict[str, Any]]:
+    """lifts_daily rows (without ds): every version against its previous day and weekly
+    baseline, and a treatment arm against the day's control arm (``stats.lifts``)."""
+    out = []
+    for key, cur in sorted(current.items()):
+        same_model = {k: p for k, p in current.items() if k[0] == key[0]}
+        control = {(v, m): mom for p in same_model.values() for (v, m), mom in p.moments.items() if v == "control"}
+        control_versions = sorted({k[1] for k, p in same_model.items() if any(v == "control" for v, _ in p.moments)})
+        references = {name: (window.label, parsed[key].moments) for name, (window, parsed) in refs.items()
+                      if key in parsed}
+        gmv = {}
+        for (variant, segment, metric), stats in cur.metrics.items():
+            if metric == "gmv" and segment == "all":
+                for name, (_, parsed) in refs.items():
+                    before = parsed[key].metrics.get((variant, segment, metric)) if key in parsed else None
+                    gmv[(variant, name)] = (stats.values.get(ds), before.mean if before else None)
+        label = f"control {', '.join(control_versions)}"
+        for r in day_lifts(cur.moments, references, control, label, gmv):
+            out.append({"model_name": key[0], "model_version": key[1], **r})
     return out

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from offline_eval.stats import grid
+from offline_eval.stats.ab import Moments
 from offline_eval.stats.quality import ScoreBins
 
 OTHER = "__other__"  # rare categories folded together in references
@@ -152,6 +153,9 @@ class Profile:
     categorical: dict[str, dict[str, int]] = field(default_factory=dict)
     score_bins: dict[str, ScoreBins] = field(default_factory=dict)  # user segment -> bins
     metrics: dict[MetricKey, MetricStats] = field(default_factory=dict)
+    # Per-user sums of the lifted metrics, per (variant, metric): additive over days, so a
+    # window's are the sum of its days' (units are then user-days); stats.lifts compares them.
+    moments: dict[tuple[str, str], Moments] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -180,4 +184,13 @@ def merge(parts: Sequence[Profile], *, fold: bool = True) -> Profile:
     for p in parts:
         for k, s in p.metrics.items():
             metrics[k] = MetricStats({**(metrics[k].values if k in metrics else {}), **s.values})
-    return Profile(parts[0].model_name, parts[0].model_version, days, numeric, categorical, bins, metrics)
+    moments: dict[tuple[str, str], Moments] = {}
+    for p in parts:
+        for k, m in p.moments.items():
+            moments[k] = add_moments(moments[k], m) if k in moments else m
+    return Profile(parts[0].model_name, parts[0].model_version, days, numeric, categorical, bins, metrics, moments)
+
+
+def add_moments(a: Moments, b: Moments) -> Moments:
+    return Moments(a.n + b.n, a.sum_y + b.sum_y, a.sum_y2 + b.sum_y2, a.sum_x + b.sum_x, a.sum_x2 + b.sum_x2,
+                   a.sum_xy + b.sum_xy)

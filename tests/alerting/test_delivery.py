@@ -163,3 +163,29 @@ def test_html_escapes_what_comes_from_the_data(tmp_path):
     settings = Settings(home=tmp_path, reports_dir=tmp_path / "reports")
     m = messages(settings, DS, rows, alerting.parse(ROUTING, "t"))[0]
     assert "<script>" not in m.html and "&lt;script&gt;alert(1)&lt;/script&gt;" in m.html
+
+
+@pytest.mark.parametrize(("alert", "expected"), [
+    ({"rule": "baseline_3sd", "metric": "auc", "value": 0.61, "lower": 0.65, "upper": 0.75, "z": -4.2,
+      "numerator": None, "denominator": 11000.0},  # quality metrics carry only a denominator
+     "baseline_3sd      auc[all] control                    0.61 outside [0.65, 0.75] (z -4.2) (r)"),
+    ({"rule": "baseline_3sd", "metric": "category_entropy", "value": 4.9, "lower": 5.0, "upper": 5.2, "z": -3.5,
+      "numerator": None, "denominator": None},
+     "baseline_3sd      category_entropy[all] control       4.9 outside [5, 5.2] (z -3.5) (r)"),
+    ({"rule": "latency_p95_up", "metric": "latency_p95_ms", "value": 84.1, "baseline_mean": 80.0,
+      "relative_change": 0.05125, "threshold": 0.05},
+     "latency_p95_up    latency_p95_ms[all] control         84.1 ms vs 80 ms (+5.1%, allowed +5%) (r)"),
+    ({"rule": "serving_error_rate", "metric": "error_rate", "value": 0.061, "threshold": 0.05, "numerator": 61.0,
+      "denominator": 1000.0}, "serving_error_rate error_rate[all] control             6.10% above 5.00% (r); 61/1000"),
+    ({"rule": "bot_traffic", "metric": "bot_impression_share", "value": 0.2131, "threshold": 0.02},
+     "bot_traffic       bot_impression_share[all] control   21.31% above 2.00% (r)"),
+    ({"rule": "unknown_item_ids", "metric": "unknown_item_ids", "value": 3.0, "threshold": 0.0},
+     "unknown_item_ids  unknown_item_ids[all] control       3 above 0 (r)"),
+    ({"rule": "new_user_coverage", "metric": "new_user_coverage", "value": 0.9499, "threshold": 0.95},
+     "new_user_coverage new_user_coverage[all] control      94.99% below 95.00% (r)"),
+])
+def test_every_rule_reads_as_a_line(alert, expected):
+    from offline_eval.reporting.alerts import symptom
+
+    line = symptom({"tier": "medium", "reference": "r", "variant": "control", "segment": "all", **alert})
+    assert line.split() == f"medium {expected}".split()  # the words; the columns are padded

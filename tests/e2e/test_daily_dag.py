@@ -131,6 +131,21 @@ def test_alerts_carry_tier_context_and_incident_and_reach_the_outbox(state):
     assert {f.suffix for f in files} <= {".eml", ".json"}
 
 
+def test_lifts_agree_with_metrics_daily(state):
+    """The lifts' per-user sums give back the day's CTR, CVR and GMV per user of metrics_daily
+    (computed by another path), and v2's control-arm lift compares it with v1 of the day."""
+    lifts = pq.read_table(_partition("lifts_daily")).to_pylist()
+    metrics = {(r["model_version"], r["metric"]): r["value"] for r in _metrics(state) if r["segment"] == "all"}
+    (arm_ctr,) = [r for r in lifts if r["reference"] == "control_arm" and r["metric"] == "ctr"]
+    assert arm_ctr["model_version"] == "v2" and arm_ctr["reference_label"] == "control v1"
+    assert arm_ctr["value"] == pytest.approx(metrics[("v2", "ctr")], rel=1e-12)
+    assert arm_ctr["reference_value"] == pytest.approx(metrics[("v1", "ctr")], rel=1e-12)
+    assert arm_ctr["rel_ci_low"] < arm_ctr["rel_lift"] < arm_ctr["rel_ci_high"]
+    for r in lifts:
+        if r["metric"] in ("cvr", "gmv_per_user"):
+            assert r["value"] == pytest.approx(metrics[(r["model_version"], r["metric"])], rel=1e-12)
+
+
 def test_rerun_is_idempotent(state):
     client = MlflowClient(f"sqlite:///{state / 'home' / 'mlflow' / 'mlflow.db'}")
     exp = client.get_experiment_by_name(MODEL)
@@ -152,6 +167,26 @@ def test_rerun_is_idempotent(state):
     assert html.stat().st_mtime_ns > before_mtime  # replaced ...
     leftovers = [p.name for p in html.parent.parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []  # ... with no temporary or stale directories left beside it
+
+
+def test_weekly_evaluation_of_the_stored_days(state):
+    """`offline-eval weekly` for the week ending 2026-06-21: only 2026-06-18 was evaluated, so
+    the week's CTR is that day's, with its own MLflow run (cadence weekly) and report; twice."""
+    for _ in range(2):
+        _sh(state, "offline-eval weekly --end 2026-06-21")
+    weekly = {(r["model_version"], r["metric"]): r for r in pq.read_table(
+        WAREHOUSE / f"{DB}.db" / "metrics_weekly" / "ds=2026-06-21").to_pylist() if r["segment"] == "all"}
+    daily = {(r["model_version"], r["metric"]): r["value"] for r in _metrics(state) if r["segment"] == "all"}
+    assert weekly[("v1", "ctr")]["value"] == pytest.approx(daily[("v1", "ctr")], rel=1e-12)
+    assert weekly[("v2", "impressions")]["value"] == daily[("v2", "impressions")]
+    html = (state / "reports" / MODEL / "v2" / "weekly" / "2026-06-21" / "report.html").read_text()
+    assert "week ending 2026-06-21" in html and f"{daily[('v2', 'ctr')]:.2%}" in html
+    client = MlflowClient(f"sqlite:///{state / 'home' / 'mlflow' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(MODEL)
+    runs = client.search_runs([exp.experiment_id], "tags.`offline_eval.cadence` = 'weekly'")
+    assert sorted(r.data.tags["offline_eval.model_version"] for r in runs) == ["v1", "v2"]  # one each, rerun kept
+    assert all(r.data.tags["offline_eval.ds"] == "2026-06-21" for r in runs)
+    assert len(client.get_metric_history(runs[0].info.run_id, "all/ctr")) == 1
 
 
 def test_corrupted_partition_fails_the_gate_and_changes_nothing(state):
@@ -206,8 +241,11 @@ def test_weekly_baseline_dag_stores_the_windows_from_the_profiles(state):
     its validation fail."""
     validation = json.loads((state / "reports" / "validation" / DS / "validation.json").read_text())
     assert validation["success"] is False
-    proc = _sh(state, "airflow dags test offline_eval_baseline_weekly 2026-06-15")
-    assert "input validation failed: 2026-06-18" in proc.stdout + proc.stderr
+    proc = _sh(state, "airflow dags test offline_eval_baseline_weekly 2026-06-15", check=False)
+    out = proc.stdout + proc.stderr
+    assert "input validation failed: 2026-06-18" in out
+    # The week's only evaluated day is now rejected: its evaluation fails at once, saying why.
+    assert "no evaluated day in the week 2026-06-15..2026-06-21" in out and proc.returncode != 0
     rows = pq.read_table(WAREHOUSE / f"{DB}.db" / "baselines" / "window_days=7" / "ds=2026-06-21").to_pylist()
     assert {r["kind"] for r in rows} == {"numeric", "categorical", "score_bins", "metric"}
     price = [r for r in rows if r["model_version"] == "v1" and r["name"] == "f_item_price"][0]

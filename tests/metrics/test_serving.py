@@ -81,3 +81,23 @@ def test_security_findings(spark):
     assert found[("unknown_item", "impressions")]["impressions"] == 1  # item 999
     assert {r["session_id"] for r in sec.flagged_sessions.collect()} == {"sb"}
     assert sec.flagged_requests.count() == 120
+
+
+def test_catalogue_coverage_by_hand(spark):
+    from offline_eval.metrics.catalog import catalog_coverage
+
+    # Items 1..10; 9 and 10 listed within the last 7 days (new). Shown: item 1 x5, 2 x3, 3 x2,
+    # 4 x1, 9 x1 (five shown items: the head is the top 20%, one item: item 1).
+    items = spark.createDataFrame(
+        [(i, dt.date(2026, 6, 1) if i < 9 else dt.date(2026, 6, 9)) for i in range(1, 11)],
+        "item_id bigint, first_listed_date date")
+    shown = [("v1", 1)] * 4 + [("v1", 2)] * 3 + [("v1", 9)] + [("v2", 1), ("v2", 3), ("v2", 3), ("v2", 4)]
+    impressions = spark.createDataFrame([("m", v, "control" if v == "v1" else "treatment", i) for v, i in shown],
+                                        "model_name string, model_version string, variant string, item_id bigint")
+    got = {(r["model_version"], r["metric"]): r for r in catalog_coverage(impressions, items, "2026-06-11", 7)}
+    assert got[("v1", "new_item_coverage")]["value"] == 0.5  # item 9 of the new items 9 and 10
+    assert got[("v2", "new_item_coverage")]["value"] == 0.0
+    assert got[("v1", "long_tail_impression_share")]["value"] == pytest.approx(4 / 8)  # items 2 and 9
+    assert got[("v1", "long_tail_item_share")]["value"] == pytest.approx(2 / 3)
+    assert got[("v2", "long_tail_impression_share")]["value"] == pytest.approx(3 / 4)
+    assert got[("v2", "long_tail_item_share")]["value"] == pytest.approx(2 / 3)
