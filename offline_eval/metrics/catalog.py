@@ -33,15 +33,15 @@ def catalog_coverage(impressions: DataFrame, items: DataFrame, ds: str, new_item
     ranked = popularity.withColumn("rank", F.row_number().over(Window.orderBy(F.desc("shown"), "item_id")))
     tail = ranked.where(F.col("rank") > head_size).select("item_id").withColumn("tail", F.lit(1))
     fresh = new_items.withColumn("new", F.lit(1))
+    # Impressions per (arm, item) first: the distinct counts below are then plain sums.
     per_arm = (
-        impressions.select(*VERSION_ARM, "item_id")
+        impressions.groupBy(*VERSION_ARM, "item_id").agg(F.count("*").alias("shown"))
         .join(F.broadcast(tail), on="item_id", how="left")
         .join(F.broadcast(fresh), on="item_id", how="left")
+        .fillna(0, subset=["tail", "new"])
         .groupBy(*VERSION_ARM)
-        .agg(F.count("*").alias("impressions"), F.count("tail").alias("tail_impressions"),
-             F.countDistinct("item_id").alias("items"),
-             F.countDistinct(F.when(F.col("tail") == 1, F.col("item_id"))).alias("tail_items"),
-             F.countDistinct(F.when(F.col("new") == 1, F.col("item_id"))).alias("new_items"))
+        .agg(F.sum("shown").alias("impressions"), F.sum(F.col("shown") * F.col("tail")).alias("tail_impressions"),
+             F.count("*").alias("items"), F.sum("tail").alias("tail_items"), F.sum("new").alias("new_items"))
         .collect()
     )
     out = []

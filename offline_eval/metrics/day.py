@@ -85,12 +85,13 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: 
         sec = security(requests, impressions, clicks, read("orders"), items, thresholds)
         clean_sessions = sessions_with_newness(read("sessions").join(sec.flagged_sessions, on="session_id",
                                                                      how="left_anti"), users, day.ds, day.new_user_days)
+        system = system_metrics(requests)
         serving = [
             *catalog_coverage(impressions, items, day.ds, day.new_item_days),
-            *system_metrics(requests),
+            *system,
             *security_metrics(requests, rows, sec,
                               lambda r: [x.asDict() for x in daily_metrics(r, clean_sessions, day.ds).collect()],
-                              business),
+                              business + system),
         ]
     finally:
         rows.unpersist()

@@ -89,6 +89,7 @@ class Security:
     findings: list[dict[str, Any]]  # security_daily rows
     flagged_requests: DataFrame  # request_id of the flagged traffic
     flagged_sessions: DataFrame  # session_id of the flagged traffic
+    any_flagged: bool = True
 
 
 def robust_outliers(counts: list[tuple[str, int]], thresholds: Thresholds = DEFAULT) -> list[dict[str, Any]]:
@@ -117,9 +118,9 @@ def security(requests: DataFrame, impressions: DataFrame, clicks: DataFrame, ord
     they flag."""
     from pyspark.sql import functions as F
 
-    per_source = requests.groupBy("source").count()
     # One row per source: a day has as many as it has clients, a few hundred thousand at most.
-    bursts = robust_outliers([(r["source"], r["count"]) for r in per_source.collect()], thresholds)
+    source_counts = requests.groupBy("source").count().collect()
+    bursts = robust_outliers([(r["source"], r["count"]) for r in source_counts], thresholds)
     clicked = clicks.select("request_id").distinct().withColumn("clicked", F.lit(1))
     sessions = (
         requests.where(F.col("status") < 500).join(clicked, on="request_id", how="left")
@@ -132,7 +133,7 @@ def security(requests: DataFrame, impressions: DataFrame, clicks: DataFrame, ord
                & (F.col("mean_gap_s") < thresholds.automated_max_gap_s))
     )
     automated = sessions.orderBy(F.desc("requests"), "session_id").collect()
-    total = requests.count()
+    total = sum(n for _, n in ((r["source"], r["count"]) for r in source_counts))
     findings = []
     burst_sources = [b["source"] for b in bursts]
     if burst_sources:
@@ -151,16 +152,23 @@ def security(requests: DataFrame, impressions: DataFrame, clicks: DataFrame, ord
                          "impressions": r["impressions"], "clicks": r["clicks"],
                          "share_of_requests": r["requests"] / total,
                          "detail": json.dumps({"source": r["source"], "mean_gap_s": round(r["mean_gap_s"], 3)})})
-    known = items.select("item_id").distinct()
-    for name, df in (("impressions", impressions), ("clicks", clicks), ("orders", orders)):
-        unknown = df.select("item_id").join(known, on="item_id", how="left_anti").count()
-        if unknown:
-            findings.append({"kind": "unknown_item", "key": name, "requests": None, "impressions": unknown,
-                             "clicks": None, "share_of_requests": None, "detail": json.dumps({"rows": unknown})})
-    flagged_sessions = (requests.where(F.col("source").isin(burst_sources)).select("session_id")
-                        .union(sessions.select("session_id")).distinct())
-    flagged_requests = requests.join(flagged_sessions, on="session_id", how="left_semi").select("request_id")
-    return Security(findings, flagged_requests, flagged_sessions)
+    # The item ids of the three tables in one pass against the catalogue.
+    ids = (impressions.select(F.lit("impressions").alias("table"), "item_id")
+           .unionByName(clicks.select(F.lit("clicks").alias("table"), "item_id"))
+           .unionByName(orders.select(F.lit("orders").alias("table"), "item_id")))
+    unknown = {r["table"]: r["count"] for r in ids.join(items.select("item_id").distinct(), on="item_id",
+                                                          how="left_anti").groupBy("table").count().collect()}
+    for name in ("impressions", "clicks", "orders"):
+        if unknown.get(name):
+            findings.append({"kind": "unknown_item", "key": name, "requests": None, "impressions": unknown[name],
+                             "clicks": None, "share_of_requests": None, "detail": json.dumps({"rows": unknown[name]})})
+    # The flagged traffic by its (few) sources and session ids, so that no aggregate above is
+    # computed again where it is used.
+    session_ids = [r["session_id"] for r in automated]
+    flagged = F.col("source").isin(burst_sources) | F.col("session_id").isin(session_ids)
+    any_flagged = bool(burst_sources or session_ids)
+    return Security(findings, requests.where(flagged).select("request_id"),
+                    requests.where(flagged).select("session_id").distinct(), any_flagged)
 
 
 def security_metrics(requests: DataFrame, rows: DataFrame, sec: Security,
@@ -168,18 +176,33 @@ def security_metrics(requests: DataFrame, rows: DataFrame, sec: Security,
                      ) -> list[dict[str, Any]]:
     """Per version and arm: the flagged traffic's size and shares, unknown item ids, and the
     business metrics without the flagged traffic (``business(rows)``: metrics_daily rows of the
-    given impression rows, from ``metrics.daily``; with nothing flagged they are ``today``'s)."""
+    given impression rows, from ``metrics.daily``; with nothing flagged they are ``today``'s:
+    the day's business and system metrics rows, which also give the counts of requests and
+    impressions per arm)."""
     from pyspark.sql import functions as F
 
+    unknown = sum(f["impressions"] for f in sec.findings if f["kind"] == "unknown_item")
+    if not sec.any_flagged:  # nothing to count: no Spark job
+        def per_arm(metric: str) -> dict[tuple, float]:
+            return {(m["model_name"], m["model_version"], m["variant"]): m["value"] for m in today
+                    if m["segment"] == "all" and m["metric"] == metric}
+
+        n_requests, n_impressions = per_arm("requests"), per_arm("impressions")
+        out = []
+        for key in sorted(n_requests):
+            out += [_row(key, "bot_requests", 0.0, 0.0), _row(key, "bot_request_share", 0.0, 0.0, n_requests[key]),
+                    _row(key, "unknown_item_ids", float(unknown), float(unknown))]
+            if key in n_impressions:
+                out.append(_row(key, "bot_impression_share", 0.0, 0.0, n_impressions[key]))
+        return out + [{**m, "metric": f"{m['metric']}_clean"} for m in today
+                      if m["segment"] == "all" and m["metric"] in CLEAN_METRICS]
     flagged = sec.flagged_requests.withColumn("flagged", F.lit(1))
     req = (requests.join(flagged, on="request_id", how="left").groupBy(*VERSION_ARM)
            .agg(F.count("*").alias("n"), F.count("flagged").alias("bot")).collect())
     imp = (rows.join(flagged, on="request_id", how="left").groupBy(*VERSION_ARM)
            .agg(F.count("*").alias("n"), F.count("flagged").alias("bot")).collect())
-    unknown = sum(f["impressions"] for f in sec.findings if f["kind"] == "unknown_item")
     out = []
     imp_by = {tuple(r[k] for k in VERSION_ARM): r for r in imp}
-    any_bot = False
     for r in req:
         key = tuple(r[k] for k in VERSION_ARM)
         i = imp_by.get(key)
@@ -188,8 +211,7 @@ def security_metrics(requests: DataFrame, rows: DataFrame, sec: Security,
                 _row(key, "unknown_item_ids", float(unknown), float(unknown))]
         if i is not None:
             out.append(_row(key, "bot_impression_share", i["bot"] / i["n"], float(i["bot"]), float(i["n"])))
-        any_bot = any_bot or r["bot"] > 0
-    clean = business(rows.join(sec.flagged_requests, on="request_id", how="left_anti")) if any_bot else today
+    clean = business(rows.join(sec.flagged_requests, on="request_id", how="left_anti"))
     for m in clean:
         if m["segment"] == "all" and m["metric"] in CLEAN_METRICS:
             out.append({**m, "metric": f"{m['metric']}_clean"})
