@@ -4,7 +4,8 @@
 or per model (``models.<model_name>`` overrides the top level key by key):
 
 * ``tiers``: the tier (severe, medium, minor) each rule raises; ``rule[metric]`` overrides it
-  for one metric (``drift_severe[score]: severe``);
+  for one metric (``drift_severe[score]: severe``); a mapping ``{all: medium, segments: minor}``
+  gives the population as a whole and its segments (new users, new items, ...) their own tier;
 * ``routes``: the recipients of each tier (``minor: []`` is recorded and shown, never sent);
 * ``recipients``: a channel per recipient: ``email`` (an Airflow SMTP connection and
   addresses) or ``webhook`` (an Airflow HTTP connection);
@@ -53,15 +54,17 @@ class Promotion:
 class Routing:
     """The routing of one model (the top level with that model's overrides applied)."""
 
-    tiers: dict[str, str]
+    tiers: dict[str, str | dict[str, str]]
     routes: dict[str, tuple[str, ...]]
     recipients: dict[str, Recipient]
     promotions: tuple[Promotion, ...] = ()
 
-    def tier(self, rule: str, metric: str | None = None) -> str:
+    def tier(self, rule: str, metric: str | None = None, segment: str = "all") -> str:
         tier = self.tiers.get(f"{rule}[{metric}]") or self.tiers.get(rule)
         if tier is None:
             raise ConfigError(f"alerting: no tier for rule {rule!r} (add it under tiers:)")
+        if isinstance(tier, dict):
+            return tier["all" if segment == "all" else "segments"]
         return tier
 
     def recipients_of(self, tier: str) -> list[Recipient]:
@@ -76,8 +79,11 @@ class Routing:
         return promo.ctr_drop_widen if promo else 0.0
 
 
-DEFAULT_TIERS = {"day_failed": "severe", "drift_severe[score]": "severe", "serving_error_rate": "severe",
-                 "bot_traffic": "severe", "drift_severe": "medium", "baseline_3sd": "medium", "ctr_drop": "medium",
+DEFAULT_TIERS: dict[str, str | dict[str, str]] = {
+                 "day_failed": "severe", "drift_severe[score]": "severe", "serving_error_rate": "severe",
+                 "bot_traffic": "severe", "drift_severe": "medium",
+                 # ~60 metric x segment pairs per version and day: 3-sd moves of a segment are common
+                 "baseline_3sd": {"all": "medium", "segments": "minor"}, "ctr_drop": "medium",
                  "new_user_coverage": "medium", "unknown_item_ids": "medium", "drift_minor": "minor",
                  "latency_p95_up": "minor"}
 
@@ -127,7 +133,11 @@ def _routing(section: dict, base: Routing | None, where: str) -> Routing:
         m = _TIER_KEY.match(str(key))
         if not m or m["rule"] not in RULES:
             raise ConfigError(f"{where} tiers.{key}: not a rule (one of {RULES}, optionally rule[metric])")
-        if tier not in TIERS:
+        if isinstance(tier, dict):
+            if set(tier) != {"all", "segments"} or not set(tier.values()) <= set(TIERS):
+                raise ConfigError(f"{where} tiers.{key}={tier!r}: a tier, or {{all: <tier>, segments: <tier>}} "
+                                  f"with tiers among {TIERS}")
+        elif tier not in TIERS:
             raise ConfigError(f"{where} tiers.{key}={tier!r}: one of {TIERS}")
         tiers[str(key)] = tier
     recipients = dict(base.recipients if base else {})

@@ -97,7 +97,7 @@ def alert_rows(current: dict[tuple, Profile], refs: References, ds: str, config:
                                    and r.reference == name], window.label, limits)
         found += coverage_alerts(today, limits) + absolute_alerts(today, limits)
         for a in found:
-            a["tier"] = route.tier(a["rule"], a["metric"])
+            a["tier"] = route.tier(a["rule"], a["metric"], a["segment"])
         explained = explain(found, (evidence or {}).get(key) or DayEvidence([]), key, ds, limits.bot_share_alert)
         out += [AlertRow.of(key, ds, a) for a in explained]
     return out

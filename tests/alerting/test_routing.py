@@ -30,6 +30,8 @@ def test_the_routing_table():
         ("new_user_coverage", "new_user_coverage", "medium"), ("day_failed", None, "severe")]
     assert [x.name for x in r.recipients_of("severe")] == ["owner", "oncall"]
     assert r.recipients_of("minor") == []
+    # baseline_3sd: the population as a whole is medium, a segment of it minor.
+    assert (r.tier("baseline_3sd", "auc", "all"), r.tier("baseline_3sd", "auc", "new_users")) == ("medium", "minor")
     owner, oncall = r.recipients_of("severe")
     assert (owner.channel, owner.conn_id, owner.to) == ("email", "smtp_default", ("owner@example.com",))
     assert (oncall.channel, oncall.conn_id, oncall.to) == ("webhook", "oncall_hook", ())
@@ -47,6 +49,7 @@ def test_the_routing_table():
 @pytest.mark.parametrize(("patch", "message"), [
     ({"tiers": {"ctr_dorp": "medium"}}, r"tiers\.ctr_dorp: not a rule"),
     ({"tiers": {"ctr_drop": "high"}}, r"tiers\.ctr_drop='high': one of"),
+    ({"tiers": {"ctr_drop": {"all": "medium"}}}, r"tiers\.ctr_drop=.*segments: <tier>"),
     ({"routes": {"severe": ["nobody"]}}, r"routes\.severe: recipients \['nobody'\] are not defined"),
     ({"routes": {"urgent": []}}, r"routes\.urgent: not a tier"),
     ({"recipients": {"x": {"channel": "pager"}}}, r"recipients\.x\.channel='pager'"),
