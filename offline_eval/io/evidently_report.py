@@ -8,6 +8,7 @@ size) are not run: their numbers differed from drift_daily's for the same column
 drawing them took half of the report's time."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from offline_eval import failpoints
 from offline_eval.contract import CATEGORICAL_FEATURE_PREFIX, NUMERIC_FEATURE_PREFIX
+from offline_eval.dates import parse_ds
 from offline_eval.io.paths import write_json_atomic
 
 if TYPE_CHECKING:
@@ -78,10 +80,15 @@ def psi_bins(frame: pd.DataFrame, edges: dict[str, list[float]]) -> pd.DataFrame
 
 
 def build_report(current: pd.DataFrame, reference: pd.DataFrame | None, out_dir: Path, title: str,
-                 psi_edges: dict[str, list[float]] | None = None) -> ReportSummary:
+                 psi_edges: dict[str, list[float]] | None = None, *, ds: str | None = None,
+                 labels: dict[str, str] | None = None) -> ReportSummary:
     """Write report.html and report.json into ``out_dir``: the data summary, and with a reference
     sample and ``psi_edges`` (the previous day's decile edges of drift_daily) the PSI drift on
-    those bins, computed on the samples. Categorical features are compared as they are."""
+    those bins, computed on the samples. Categorical features are compared as they are.
+
+    The snapshot's timestamp is the day it describes (midnight UTC of ``ds``), not the moment it
+    was made, so a backfilled day sorts where it belongs; ``labels`` (model, version, cadence)
+    become its metadata and its tags."""
     from evidently import Dataset, Report
     from evidently.presets import DataDriftPreset, DataSummaryPreset
 
@@ -95,18 +102,33 @@ def build_report(current: pd.DataFrame, reference: pd.DataFrame | None, out_dir:
     presets = [DataSummaryPreset(columns=raw)]
     if has_reference and drift_columns:
         presets.append(DataDriftPreset(columns=drift_columns, cat_method="psi", cat_threshold=0.2))
+    labels = dict(labels or {})
     snapshot = Report(presets, metadata={"title": title}).run(
         current_data=Dataset.from_pandas(current, data_definition=definition),
         reference_data=Dataset.from_pandas(reference, data_definition=definition) if has_reference else None,
         name=title,
+        timestamp=dt.datetime.combine(parse_ds(ds), dt.time(), dt.UTC) if ds else None,
+        metadata={**labels, **({"ds": ds} if ds else {})},
+        tags=[f"{k}={v}" for k, v in sorted(labels.items())],
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     html, js = out_dir / HTML_NAME, out_dir / JSON_NAME
     html.write_text(safe_html(snapshot.get_html_str(as_iframe=False)), encoding="utf-8")
-    snapshot.save_json(str(js))
+    # The snapshot's results, with the day it describes and its labels (save_json keeps only the
+    # results; the full snapshot model carries the rest, and is what a workspace stores).
+    model = snapshot.to_snapshot_model()
+    js.write_text(json.dumps({**snapshot.dict(), "name": model.name, "timestamp": model.timestamp.isoformat(),
+                              "tags": list(model.tags), "metadata": dict(model.metadata)}, cls=_numpy_encoder()),
+                  encoding="utf-8")
     count, share = _drifted(json.loads(js.read_text())) if has_reference else (None, None)
     return ReportSummary(html, js, len(current), len(reference) if reference is not None and has_reference else 0,
                          count, share)
+
+
+def _numpy_encoder() -> type[json.JSONEncoder]:
+    from evidently.legacy.utils import NumpyEncoder
+
+    return NumpyEncoder
 
 
 _DATA_BLOCK = re.compile(r"<script>\n    var ([A-Za-z_][A-Za-z0-9_]*) = ")
@@ -152,10 +174,11 @@ def _drifted(payload: dict[str, Any]) -> tuple[int | None, float | None]:
 
 
 def write_report_folder(tmp: Path, *, current: pd.DataFrame, reference: pd.DataFrame, title: str,
-                psi_edges: dict[str, list[float]], files: dict[str, Any], validation: Path) -> ReportSummary:
+                        psi_edges: dict[str, list[float]], files: dict[str, Any], validation: Path,
+                        ds: str | None = None, labels: dict[str, str] | None = None) -> ReportSummary:
     """The report folder of one version and day, built in ``tmp`` (swapped in by replace_dir):
     the Evidently report, the day's rows as JSON and the day's validation result."""
-    report = build_report(current, reference, tmp, title=title, psi_edges=psi_edges)
+    report = build_report(current, reference, tmp, title=title, psi_edges=psi_edges, ds=ds, labels=labels)
     failpoints.reach("publish.report_half_written")
     for file_name, content in files.items():
         write_json_atomic(tmp / file_name, content)

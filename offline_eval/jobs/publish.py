@@ -75,7 +75,8 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
         out_dir = day_report_dir(settings, name, version, day.ds)
         report = replace_dir(out_dir, functools.partial(
             write_report_folder, current=current, reference=reference,
-            title=f"{name} {version} {day.ds} vs {reference_ds}", psi_edges=psi_edges, validation=validation, files={
+            title=f"{name} {version} {day.ds} vs {reference_ds}", psi_edges=psi_edges, validation=validation,
+            ds=day.ds, labels={"model_name": name, "model_version": version, "cadence": day.cadence}, files={
                 "metrics.json": version_rows, "alerts.json": alert_rows,
                 "incidents.json": incident_summaries(alert_rows, day.ds),
                 "lifts.json": lifts.get(key, []),

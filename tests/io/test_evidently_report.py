@@ -80,3 +80,13 @@ def test_the_values_survive_in_the_embedded_data(pages):
 def test_a_page_without_its_data_block_is_refused():
     with pytest.raises(ValueError, match="embedded data block"):
         safe_html("<html><script>var x = 1;</script></html>")
+
+
+def test_the_snapshot_carries_the_day_it_describes_and_its_labels(tmp_path):
+    build_report(_frame(200, ["ios", "web"], 1), _frame(200, ["ios", "web"], 2), tmp_path, "home_feed_ctr v2 backfill",
+                 ds="2026-06-11", labels={"model_name": "home_feed_ctr", "model_version": "v2", "cadence": "daily"})
+    snap = json.loads((tmp_path / "report.json").read_text())
+    assert snap["timestamp"].startswith("2026-06-11T00:00:00")  # the day, not when it was made
+    assert set(snap["tags"]) == {"cadence=daily", "model_name=home_feed_ctr", "model_version=v2"}
+    assert snap["metadata"]["model_version"] == "v2" and snap["metadata"]["ds"] == "2026-06-11"
+    assert snap["metrics"]  # the results are still there
