@@ -108,6 +108,68 @@ def _same(a: float, b: float) -> bool:
     return a == b or math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
 
 
+def logged_model(c: MlflowClient, exp_id: str, model_name: str, model_version: str) -> str:
+    """The id of the one MLflow LoggedModel of (model name, version) in the model's experiment,
+    created on first use as an external model (it is trained and served elsewhere; MLflow holds
+    its evaluations). Two tasks creating it at once: the oldest stays, the other is deleted."""
+    name = f"{validate_identifier(model_name, 'model name')}-{validate_identifier(model_version, 'model version')}"
+    flt = f"name = '{name}'"
+    found = list(c.search_logged_models(experiment_ids=[exp_id], filter_string=flt))
+    if not found:
+        created = c.create_logged_model(
+            exp_id, name=name, model_type="external",
+            tags={f"{TAG_PREFIX}model_name": model_name, f"{TAG_PREFIX}model_version": model_version})
+        c.finalize_logged_model(created.model_id, "READY")
+        found = list(c.search_logged_models(experiment_ids=[exp_id], filter_string=flt))
+    found.sort(key=lambda m: (m.creation_timestamp, m.model_id))
+    for twin in found[1:]:
+        c.delete_logged_model(twin.model_id)
+    return found[0].model_id
+
+
+@dataclass(frozen=True)
+class InputPartition:
+    """A day's input partition, logged as a dataset input of the run."""
+
+    table: str  # database.table
+    ds: str
+    rows: int
+
+    @property
+    def digest(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(f"{self.table}|{self.ds}|{self.rows}".encode()).hexdigest()[:16]
+
+
+def _log_inputs(c: MlflowClient, run, partitions: list[InputPartition], model_id: str | None) -> None:
+    import json
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelInput
+
+    have = {(d.dataset.name, d.dataset.digest) for d in (run.inputs.dataset_inputs if run.inputs else [])}
+    datasets = [
+        DatasetInput(Dataset(name=p.table, digest=p.digest, source_type="hive", source=json.dumps(
+                                 {"table": p.table, "partition": f"ds={p.ds}"}),
+                             profile=json.dumps({"num_rows": p.rows})),
+                     tags=[InputTag("mlflow.data.context", "evaluation")])
+        for p in partitions if (p.table, p.digest) not in have]
+    models = [LoggedModelInput(model_id)] if model_id else []
+    if datasets or (models and not (run.inputs and run.inputs.model_inputs)):
+        c.log_inputs(run.info.run_id, datasets=datasets, models=models)
+
+
+def source_tags(source_name: str) -> dict[str, str]:
+    """MLflow's standard source tags: what ran, from which commit."""
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
+
+    out = {MLFLOW_SOURCE_NAME: source_name, MLFLOW_SOURCE_TYPE: "JOB"}
+    commit = _git_head()
+    if commit:
+        out[MLFLOW_GIT_COMMIT] = commit
+    return out
+
+
 def log_day(
     settings: Settings,
     key: RunKey | AbRunKey,
@@ -115,12 +177,16 @@ def log_day(
     params: Mapping[str, str],
     tags: Mapping[str, str],
     artifacts: Mapping[str, Path],
+    inputs: list[InputPartition] | None = None,
 ) -> dict[str, str]:
-    """Find or create the run for ``key``, log what is missing, replace it if values changed."""
+    """Find or create the run for ``key``, log what is missing, replace it if values changed.
+    A model version's run logs its metrics against the version's LoggedModel (``model_id``) and
+    ``inputs`` as its dataset inputs."""
     from mlflow.entities import Metric, Param, RunTag
 
     c = client(settings)
     exp_id = experiment_id(c, settings, key.model_name)
+    model_id = logged_model(c, exp_id, key.model_name, key.model_version) if isinstance(key, RunKey) else None
     values = _clean(metrics)
     params = {k: str(v) for k, v in params.items()}
     runs = find_runs(c, exp_id, key)
@@ -137,11 +203,14 @@ def log_day(
     else:
         logged, old_params = run.data.metrics, run.data.params
     run_id = run.info.run_id
-    new = [Metric(k, v, key.timestamp_ms, key.step) for k, v in sorted(values.items()) if k not in logged]
+    new = [Metric(k, v, key.timestamp_ms, key.step, model_id=model_id) for k, v in sorted(values.items())
+           if k not in logged]
     new_params = [Param(k, v) for k, v in sorted(params.items()) if k not in old_params]
     for i in range(0, max(len(new), 1), 900):  # MLflow caps a batch at 1000 entries
         c.log_batch(run_id, metrics=new[i : i + 900], params=new_params if i == 0 else [],
                     tags=[RunTag(k, str(v)) for k, v in tags.items()] if i == 0 else [])
+    if inputs or model_id:
+        _log_inputs(c, c.get_run(run_id), inputs or [], model_id)
     failpoints.reach("publish.mlflow_half_logged")
     for artifact_path, local in artifacts.items():
         if local.is_dir():
@@ -149,7 +218,7 @@ def log_day(
         elif local.exists():
             c.log_artifact(run_id, str(local), artifact_path)
     c.set_terminated(run_id, "FINISHED", end_time=None)
-    return {"run_id": run_id, "experiment_id": exp_id, "metrics_logged": str(len(new))}
+    return {"run_id": run_id, "experiment_id": exp_id, "metrics_logged": str(len(new)), "model_id": model_id or ""}
 
 
 def _compatible(run, values: Mapping[str, float], params: Mapping[str, str]) -> bool:
@@ -215,17 +284,18 @@ def log_readout(settings: Settings, readout: Mapping, report_dir: Path, dag_run_
 
 # Names of the daily run's metrics, and the code version recorded with it.
 
+def _git_head(*flags: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", *flags, "HEAD"], cwd=project_root(), capture_output=True, text=True,
+                             timeout=5)
+    except OSError:
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
 def source_version() -> str:
     """The commit of the checkout the code runs from (12 hex digits), else the package version."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=5
-        )
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    except OSError:
-        pass
-    return __version__
+    return _git_head("--short=12") or __version__
 
 
 def metric_key(segment: str, metric: str, variant: str, variants_of_version: int) -> str:

@@ -10,6 +10,7 @@ import importlib
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from offline_eval.config import DayConfig, Settings
@@ -30,6 +31,17 @@ log = logging.getLogger(__name__)
 
 class NothingComputed(RuntimeError):
     """The compute task has not produced outputs for this ds."""
+
+
+def input_partitions(validation: Path, ds: str) -> list[mlflow_log.InputPartition]:
+    """The day's input partitions with the row counts the gate recorded (no Spark job)."""
+    import json
+
+    if not validation.is_file():
+        return []
+    result = json.loads(validation.read_text())
+    return [mlflow_log.InputPartition(f"{result['database']}.{name}", ds, int(t["rows"]))
+            for name, t in sorted(result.get("tables", {}).items()) if t.get("rows") is not None]
 
 
 def incident_summaries(alert_rows: list[dict], ds: str) -> list[dict]:
@@ -56,6 +68,7 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
     reference_ds = day.ds_offset(-1)
     validation = validation_file(settings, day.ds)
     by_version = mlflow_log.metrics_by_version(metric_rows)
+    inputs = input_partitions(validation, day.ds)
     models = sorted(by_version)
     published = []
     for i, (name, version) in enumerate(models, 1):
@@ -103,6 +116,7 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
                 "repurchase_lookback_days": str(day.repurchase_lookback_days),
             },
             tags={
+                **mlflow_log.source_tags("offline_eval.jobs.publish"),
                 "offline_eval.dag_run_id": dag_run_id,
                 "offline_eval.code_version": mlflow_log.source_version(),
                 "offline_eval.report_html": str(html),
@@ -110,6 +124,7 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
                 **day.extra_tags,
             },
             artifacts={"evidently": out_dir},
+            inputs=inputs,
         )
         write_json_atomic(out_dir / "mlflow_run.json", {**run, "tracking_uri": settings.mlflow_tracking_uri})
         log.info("[%d/%d] %s %s %s: report %s, MLflow run %s (%s new metrics) in %.1fs", i, len(models),

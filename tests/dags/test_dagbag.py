@@ -32,9 +32,14 @@ def test_daily_structure(dagbag):
     assert "evaluates" in dag.doc_md and "ds = D" in dag.doc_md
     order = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
     assert order == {"validate": ["compute", "watcher"], "compute": ["baselines", "watcher"],
-                     "baselines": ["drift", "watcher"], "drift": ["publish", "watcher"], "publish": ["watcher"],
-                     "watcher": []}
+                     "baselines": ["drift", "watcher"], "drift": ["publish", "watcher"], "publish": ["notify", "watcher"],
+                     "notify": ["watcher"], "watcher": []}
     assert all(t.retries >= 1 for t in dag.tasks if t.task_id != "watcher")
+    # A failed step alerts the severe tier at once; notify (the delivery itself) and the watcher do not.
+    from offline_eval_airflow.notify import notify_day_failure
+
+    alerting = {t.task_id for t in dag.tasks if notify_day_failure in (t.on_failure_callback or [])}
+    assert alerting == {"validate", "compute", "baselines", "drift", "publish"}
     # any failure anywhere fails the run, even when the tasks after it end skipped
     assert dag.get_task("watcher").trigger_rule == "one_failed"
     assert dag.params["sample_rows"] == 50_000
@@ -48,8 +53,9 @@ def test_daily_structure(dagbag):
 def test_spark_tasks_are_pyspark_tasks_on_the_spark_connect_connection(dagbag):
     from airflow.providers.apache.spark.operators.spark_pyspark import PySparkOperator
 
-    for dag_id, task_ids in (("offline_eval_daily", ("validate", "compute", "baselines", "drift", "publish")),
-                             ("offline_eval_ab_readout", ("readout",)), ("offline_eval_baseline_weekly", ("build",))):
+    for dag_id, task_ids in (("offline_eval_daily", ("validate", "compute", "baselines", "drift", "publish", "notify")),
+                             ("offline_eval_ab_readout", ("readout",)),
+                             ("offline_eval_baseline_weekly", ("build", "evaluate_week"))):
         dag = dagbag.dags[dag_id]
         for task_id in task_ids:
             task = dag.get_task(task_id)

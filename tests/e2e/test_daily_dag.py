@@ -83,12 +83,17 @@ def test_one_mlflow_run_per_version_with_metrics_and_artifacts(state):
     exp = client.get_experiment_by_name(MODEL)
     runs = client.search_runs([exp.experiment_id], f"tags.`offline_eval.ds` = '{DS}'")
     assert sorted(r.data.tags["offline_eval.model_version"] for r in runs) == ["v1", "v2"]
+    models = client.search_logged_models(experiment_ids=[exp.experiment_id])
+    assert sorted(m.name for m in models) == [f"{MODEL}-v1", f"{MODEL}-v2"]
     table = {(r["model_version"], r["segment"], r["metric"]): r["value"] for r in _metrics(state)}
     for run in runs:
         version = run.data.tags["offline_eval.model_version"]
         assert run.data.metrics["all/ctr"] == pytest.approx(table[(version, "all", "ctr")], rel=1e-12)
         assert run.data.params["ds"] == DS
         assert run.data.tags["offline_eval.dag_run_id"].startswith("manual__")
+        assert run.data.tags["mlflow.source.name"] == "offline_eval.jobs.publish"
+        assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+        assert {d.dataset.name for d in run.inputs.dataset_inputs} >= {f"{DB}.impressions", f"{DB}.requests"}
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evidently")}
         assert {"evidently/report.html", "evidently/report.json", "evidently/validation.json"} <= artifacts
 

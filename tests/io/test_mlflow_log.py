@@ -2,6 +2,8 @@
 replace the run instead of stacking points."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from mlflow import MlflowClient
 
@@ -81,3 +83,40 @@ def test_days_and_versions_get_their_own_runs(local_settings):
 def test_identifiers_are_validated_before_they_reach_the_filter():
     with pytest.raises(ConfigError):
         RunKey("m", "v1' or tags.x = 'y", "2026-06-18")
+
+
+def test_one_logged_model_per_version_with_its_evaluations_and_inputs(local_settings):
+    from offline_eval.io.mlflow_log import InputPartition
+
+    client = MlflowClient(local_settings.mlflow_tracking_uri)
+    inputs = [InputPartition("offline_eval.impressions", "2026-06-18", 300120),
+              InputPartition("offline_eval.clicks", "2026-06-18", 24415)]
+    for ds in ("2026-06-17", "2026-06-18", "2026-06-18"):  # two days, and a rerun of the second
+        for version in ("v1", "v2"):
+            log_day(local_settings, RunKey("home_feed_ctr", version, ds), metrics={"all/ctr": 0.08},
+                    params={"ds": ds}, tags={}, artifacts={},
+                    inputs=[InputPartition(p.table, ds, p.rows) for p in inputs])
+    exp = client.get_experiment_by_name("home_feed_ctr")
+    models = list(client.search_logged_models(experiment_ids=[exp.experiment_id]))
+    assert sorted(m.name for m in models) == ["home_feed_ctr-v1", "home_feed_ctr-v2"]  # no second one on rerun
+    v2 = next(m for m in models if m.name == "home_feed_ctr-v2")
+    assert v2.model_type == "external" and str(v2.status) in ("READY", "LoggedModelStatus.READY")
+    # The model's page lists its evaluations: one ctr point per day, no duplicate from the rerun.
+    ctr = sorted((m.step, m.value) for m in v2.metrics if m.key == "all/ctr")
+    assert ctr == [(RunKey("m", "v", "2026-06-17").step, 0.08), (RunKey("m", "v", "2026-06-18").step, 0.08)]
+    (run,) = find_runs(client, exp.experiment_id, RunKey("home_feed_ctr", "v2", "2026-06-18"))
+    run = client.get_run(run.info.run_id)
+    got = sorted((d.dataset.name, json.loads(d.dataset.profile)["num_rows"]) for d in run.inputs.dataset_inputs)
+    assert got == [("offline_eval.clicks", 24415), ("offline_eval.impressions", 300120)]  # once each
+    assert [m.model_id for m in run.inputs.model_inputs] == [v2.model_id]
+
+
+def test_standard_source_tags_name_the_job_and_the_full_commit():
+    import subprocess
+
+    from offline_eval.io.mlflow_log import source_tags
+
+    tags = source_tags("offline_eval.jobs.publish")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert tags["mlflow.source.name"] == "offline_eval.jobs.publish" and tags["mlflow.source.type"] == "JOB"
+    assert tags.get("mlflow.source.git.commit") == (head or None)
