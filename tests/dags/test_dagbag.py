@@ -32,8 +32,8 @@ def test_daily_structure(dagbag):
     assert "evaluates" in dag.doc_md and "ds = D" in dag.doc_md
     order = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
     assert order == {"validate": ["compute", "watcher"], "compute": ["baselines", "watcher"],
-                     "baselines": ["drift", "watcher"], "drift": ["publish", "watcher"], "publish": ["notify", "watcher"],
-                     "notify": ["watcher"], "watcher": []}
+                     "baselines": ["drift", "watcher"], "drift": ["publish", "watcher"],
+                     "publish": ["notify", "watcher"], "notify": ["watcher"], "watcher": []}
     assert all(t.retries >= 1 for t in dag.tasks if t.task_id != "watcher")
     # A failed step alerts the severe tier at once; notify (the delivery itself) and the watcher do not.
     from offline_eval_airflow.notify import notify_day_failure
