@@ -180,11 +180,15 @@ def diagnose(evidence: DayEvidence, bot_share: float = 0.02) -> tuple[str, str]:
     bots = _bots(evidence, bot_share)
     if bots:
         return "bot_traffic", bots
+    # The previous day when it has what the step needs (its metrics for the split; its drift
+    # rows for drift), else the weekly baseline: a day whose previous day was only profiled
+    # has drift against it but no metrics_daily counts.
     ref = "previous_day" if evidence.previous_day else "baseline_7d"
     split = _split(evidence.reference_rows(ref), evidence.today, "ctr", None)
-    drifted = [d for d in top_drift(evidence.drift, ref, n=10) if d["verdict"] == "severe"]
+    drift_ref = "previous_day" if any(r["reference"] == "previous_day" for r in evidence.drift) else "baseline_7d"
+    drifted = [d for d in top_drift(evidence.drift, drift_ref, n=10) if d["verdict"] == "severe"]
     feats = ", ".join(f"{d['column']} PSI {d['psi']:.2f}" for d in drifted[:TOP_FEATURES])
-    concept = [r for r in evidence.concept if r["reference"] == ref and r.get("mean_rel_change") is not None
+    concept = [r for r in evidence.concept if r["reference"] == drift_ref and r.get("mean_rel_change") is not None
                and abs(r["mean_rel_change"]) >= CONCEPT_MOVE]
     where = f"vs {ref.replace('_', ' ')}"
     if split:
@@ -194,6 +198,7 @@ def diagnose(evidence: DayEvidence, bot_share: float = 0.02) -> tuple[str, str]:
                     f"{split['mix'] / split['change']:.0%} of the CTR move {split['before']:.2%} -> "
                     f"{split['after']:.2%}")
             return "population_shift", text + (f"; drifted with it: {feats}" if feats else "")
+    where = f"vs {drift_ref.replace('_', ' ')}"
     if drifted:
         return "feature_drift", f"input features drifted ({where}): {feats}"
     if concept:

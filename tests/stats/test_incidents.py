@@ -108,3 +108,11 @@ def test_bot_traffic_comes_first_and_serving_is_its_own_incident():
     assert ctr["incident_id"] == incident_id("m", "v1", "2026-06-11", "bot_traffic")
     assert err["incident_id"] == incident_id("m", "v1", "2026-06-11", "serving")
     assert err["cause"] == "serving: error rate 6.10%, P95 72 ms"
+
+
+def test_drift_is_read_against_the_previous_day_even_without_its_metrics():
+    """A previous day that was only profiled (no metrics_daily counts): no split, but its drift
+    rows still name the cause."""
+    only_profiled = DayEvidence(today=AFTER, previous_day=[], drift=DRIFT, concept=CONCEPT)
+    assert diagnose(only_profiled) == ("feature_drift",
+                                       "input features drifted (vs previous day): c_traffic_source PSI 0.56")
