@@ -259,7 +259,7 @@ def test_weekly_baseline_dag_stores_the_windows_from_the_profiles(state):
     # The week's only evaluated day is now rejected: its evaluation fails at once, saying why.
     assert "no evaluated day in the week 2026-06-15..2026-06-21" in out and proc.returncode != 0
     rows = pq.read_table(WAREHOUSE / f"{DB}.db" / "baselines" / "window_days=7" / "ds=2026-06-21").to_pylist()
-    assert {r["kind"] for r in rows} == {"numeric", "categorical", "score_bins", "metric"}
+    assert {r["kind"] for r in rows} == {"numeric", "categorical", "score_bins", "metric", "moments"}
     price = [r for r in rows if r["model_version"] == "v1" and r["name"] == "f_item_price"][0]
     impressions = pq.read_table(_partition("impressions", "2026-06-17"), columns=["model_version", "f_item_price"])
     versions, prices = (impressions.column(c).to_pylist() for c in ("model_version", "f_item_price"))
