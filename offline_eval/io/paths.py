@@ -42,6 +42,17 @@ def validation_dir(settings: Settings, ds: str) -> Path:
     return settings.reports_dir / "validation" / validate_ds(ds)
 
 
+def data_docs_dir(settings: Settings, ds: str) -> Path:
+    """reports/validation/<ds>/data_docs/: the Great Expectations Data Docs site of one day
+    (one page per input table), rebuilt whole by each validation of that day."""
+    return validation_dir(settings, ds) / "data_docs"
+
+
+def data_docs_page(settings: Settings, ds: str) -> Path:
+    """The entry page of one day's Data Docs site (GX's index of the day's validations)."""
+    return data_docs_dir(settings, ds) / "index.html"
+
+
 def validation_file(settings: Settings, ds: str) -> Path:
     """The GX result of one day's input partitions, written by the validate job."""
     return validation_dir(settings, ds) / "validation.json"
