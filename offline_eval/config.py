@@ -92,7 +92,8 @@ class Settings:
     engine's classpath, e.g. the JDBC driver), OFFLINE_EVAL_EXECUTOR_MEMORY (default 1g, for a
     cluster master), OFFLINE_EVAL_DRIVER_HOST (the name executors reach the engine by, in a
     container), OFFLINE_EVAL_SHUFFLE_PARTITIONS (default 4), OFFLINE_EVAL_DRIVER_JAVA_OPTS,
-    MLFLOW_TRACKING_URI (default sqlite:///<home>/mlflow/mlflow.db).
+    MLFLOW_TRACKING_URI (default sqlite:///<home>/mlflow/mlflow.db), MLFLOW_REGISTRY_URI (the
+    model registry; default the tracking URI, as MLflow does; ``none`` registers nothing).
     """
 
     home: Path
@@ -111,6 +112,8 @@ class Settings:
     executor_memory: str = "1g"
     driver_host: str = ""
     mlflow_tracking_uri: str = ""
+    # "" = the tracking store's own registry (MLflow's default); "none" = no registry.
+    mlflow_registry_uri: str = ""
     shuffle_partitions: int = 4
     driver_java_opts: str = ""
     # Where alert messages link to the MLflow UI; and, when set, the folder that receives every
@@ -160,6 +163,7 @@ class Settings:
             executor_memory=os.environ.get("OFFLINE_EVAL_EXECUTOR_MEMORY", "1g"),
             driver_host=os.environ.get("OFFLINE_EVAL_DRIVER_HOST", ""),
             mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
+            mlflow_registry_uri=os.environ.get("MLFLOW_REGISTRY_URI", ""),
             shuffle_partitions=_env_int("OFFLINE_EVAL_SHUFFLE_PARTITIONS", 4),
             driver_java_opts=os.environ.get("OFFLINE_EVAL_DRIVER_JAVA_OPTS", ""),
             mlflow_ui_url=os.environ.get("OFFLINE_EVAL_MLFLOW_UI_URL") or "http://127.0.0.1:5000",

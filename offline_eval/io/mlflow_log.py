@@ -74,7 +74,11 @@ def client(settings: Settings) -> MlflowClient:
 
     if settings.mlflow_tracking_uri.startswith("sqlite:///"):
         Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    registry = settings.mlflow_registry_uri if settings.mlflow_registry_uri not in ("", NO_REGISTRY) else None
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=registry)
+
+
+NO_REGISTRY = "none"
 
 
 def experiment_id(c: MlflowClient, settings: Settings, model_name: str) -> str:
@@ -125,6 +129,79 @@ def logged_model(c: MlflowClient, exp_id: str, model_name: str, model_version: s
     for twin in found[1:]:
         c.delete_logged_model(twin.model_id)
     return found[0].model_id
+
+
+def registered_version(c: MlflowClient, settings: Settings, model_name: str, model_version: str,
+                       model_id: str) -> str | None:
+    """The registry's version (a number) of (model name, version label), registered once from its
+    LoggedModel so the A/B arms can carry aliases; None where no registry is configured
+    (MLFLOW_REGISTRY_URI=none). The label is the version's tag ``offline_eval.model_version``:
+    the registry numbers versions itself. Two tasks registering at once: the lowest number stays."""
+    if settings.mlflow_registry_uri == NO_REGISTRY:
+        return None
+    name = validate_identifier(model_name, "model name")
+    label = validate_identifier(model_version, "model version")
+    tag = f"{TAG_PREFIX}model_version"
+    try:
+        c.create_registered_model(name, tags={f"{TAG_PREFIX}model_name": name},
+                                  description="Evaluated offline by offline-eval; trained and served elsewhere.")
+    except Exception as exc:  # it exists (or was created concurrently)
+        if "RESOURCE_ALREADY_EXISTS" not in str(getattr(exc, "error_code", "")) and "already exists" not in str(exc):
+            raise
+
+    def mine() -> list:
+        return sorted((v for v in c.search_model_versions(f"name = '{name}'") if v.tags.get(tag) == label),
+                      key=lambda v: int(v.version))
+
+    found = mine()
+    if not found:
+        import mlflow
+
+        # MLflow's database registry resolves the LoggedModel behind ``model_id`` through the
+        # process's global tracking URI, not the client's: point it at ours for the call.
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        try:
+            c.create_model_version(name, source=f"models:/{model_id}", tags={tag: label}, model_id=model_id,
+                                   description=f"{name} {label}", await_creation_for=0)
+        finally:
+            mlflow.set_tracking_uri(previous)
+        found = mine()
+    for twin in found[1:]:
+        try:
+            c.delete_model_version(name, twin.version)
+        except Exception:  # the other task deleted it first
+            log.debug("model version %s %s already gone", name, twin.version)
+    return str(found[0].version)
+
+
+def arm_alias(arm: str) -> str:
+    """The registry alias of an A/B arm: its name where MLflow allows it (letters, digits, _ and
+    -; not ``latest`` nor ``v<number>``, which name versions)."""
+    alias = validate_identifier(arm, "variant").replace(".", "_")
+    return f"arm_{alias}" if alias.lower() == "latest" or alias[:1] in "vV" and alias[1:].isdigit() else alias
+
+
+def set_arm_aliases(c: MlflowClient, settings: Settings, exp_id: str, model_name: str, experiment: str,
+                    arms: Mapping[str, list[str]]) -> dict[str, str]:
+    """Point one alias per A/B arm (``control``, ``treatment``) at the registered version serving it,
+    and tag the version with its arm in ``experiment``. An arm served by several versions gets no
+    alias (an alias names one version). Returns {alias: registry version}."""
+    out: dict[str, str] = {}
+    for arm, labels in sorted(arms.items()):
+        if len(labels) != 1:
+            log.warning("arm %s of %s is served by %s: no registry alias", arm, experiment, labels)
+            continue
+        model_id = logged_model(c, exp_id, model_name, labels[0])
+        number = registered_version(c, settings, model_name, labels[0], model_id)
+        if number is None:
+            return {}
+        alias = arm_alias(arm)
+        c.set_registered_model_alias(model_name, alias, number)
+        experiment_tag = f"{TAG_PREFIX}ab.{validate_identifier(experiment, 'experiment id')}"
+        c.set_model_version_tag(model_name, number, experiment_tag, arm)
+        out[alias] = number
+    return out
 
 
 @dataclass(frozen=True)
@@ -187,6 +264,8 @@ def log_day(
     c = client(settings)
     exp_id = experiment_id(c, settings, key.model_name)
     model_id = logged_model(c, exp_id, key.model_name, key.model_version) if isinstance(key, RunKey) else None
+    if model_id and isinstance(key, RunKey):
+        registered_version(c, settings, key.model_name, key.model_version, model_id)
     values = _clean(metrics)
     params = {k: str(v) for k, v in params.items()}
     runs = find_runs(c, exp_id, key)
@@ -268,7 +347,8 @@ def readout_metrics(readout: Mapping) -> dict[str, float | None]:
 
 
 def log_readout(settings: Settings, readout: Mapping, report_dir: Path, dag_run_id: str) -> dict[str, str]:
-    """Log one experiment readout with tags naming the experiment and every model version."""
+    """Log one experiment readout with tags naming the experiment and every model version, and
+    point the registry's aliases (``control``, ``treatment``) at the versions serving the arms."""
     key = AbRunKey(readout["model_name"], readout["experiment_id"], readout["window"]["end"])
     versions = readout.get("model_versions") or {}
     tags = {f"{TAG_PREFIX}dag_run_id": dag_run_id}
@@ -279,7 +359,11 @@ def log_readout(settings: Settings, readout: Mapping, report_dir: Path, dag_run_
               "pre_period": (f"{readout['pre_period']['start']}..{readout['pre_period']['end']}"
                              if readout.get("pre_period") else "none"),
               "alpha": str(readout["alpha"]), "correction": readout["correction"]}
-    return log_day(settings, key, readout_metrics(readout), params, tags, {"ab_readout": report_dir})
+    run = log_day(settings, key, readout_metrics(readout), params, tags, {"ab_readout": report_dir})
+    c = client(settings)
+    aliases = set_arm_aliases(c, settings, run["experiment_id"], readout["model_name"], readout["experiment_id"],
+                              versions)
+    return {**run, "aliases": ",".join(f"{a}={v}" for a, v in sorted(aliases.items()))}
 
 
 # Names of the daily run's metrics, and the code version recorded with it.

@@ -120,3 +120,51 @@ def test_standard_source_tags_name_the_job_and_the_full_commit():
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert tags["mlflow.source.name"] == "offline_eval.jobs.publish" and tags["mlflow.source.type"] == "JOB"
     assert tags.get("mlflow.source.git.commit") == (head or None)
+
+
+def _readout(arms: dict[str, list[str]], end: str = "2026-06-21") -> dict:
+    return {"model_name": "home_feed_ctr", "experiment_id": "exp_home_feed_v2", "model_versions": arms,
+            "window": {"start": "2026-06-08", "end": end}, "pre_period": None, "alpha": 0.05,
+            "correction": "holm",
+            "srm": {"p_value": 0.6, "flag": False, "chi2": 0.27, "counts": {"control": 10, "treatment": 11}},
+            "metrics": []}
+
+
+def test_registered_versions_carry_the_arms_as_aliases(local_settings, tmp_path):
+    from offline_eval.io.mlflow_log import log_readout
+
+    for ds in ("2026-06-20", "2026-06-21", "2026-06-21"):  # a rerun registers nothing twice
+        for version in ("v1", "v2"):
+            log_day(local_settings, RunKey("home_feed_ctr", version, ds), metrics={"all/ctr": 0.08},
+                    params={"ds": ds}, tags={}, artifacts={})
+    client = MlflowClient(local_settings.mlflow_tracking_uri)
+    versions = client.search_model_versions("name = 'home_feed_ctr'")
+    labels = {v.tags["offline_eval.model_version"]: v for v in versions}
+    assert sorted(labels) == ["v1", "v2"] and len(versions) == 2
+    models = {m.name: m.model_id for m in client.search_logged_models(
+        experiment_ids=[client.get_experiment_by_name("home_feed_ctr").experiment_id])}
+    v2 = client.get_model_version("home_feed_ctr", labels["v2"].version)
+    assert v2.source == f"models:/{models['home_feed_ctr-v2']}"  # the version is its LoggedModel
+
+    (tmp_path / "ab").mkdir()
+    out = log_readout(local_settings, _readout({"control": ["v1"], "treatment": ["v2"]}), tmp_path / "ab", "r1")
+    assert out["aliases"] == f"control={labels['v1'].version},treatment={labels['v2'].version}"
+    assert client.get_model_version_by_alias("home_feed_ctr", "treatment").tags["offline_eval.model_version"] == "v2"
+    assert client.get_model_version_by_alias("home_feed_ctr", "control").tags[
+        "offline_eval.ab.exp_home_feed_v2"] == "control"
+    # The arms swap (a new experiment phase): the aliases follow; still two registered versions.
+    log_readout(local_settings, _readout({"control": ["v2"], "treatment": ["v1"]}, "2026-06-22"), tmp_path / "ab", "r2")
+    assert client.get_model_version_by_alias("home_feed_ctr", "control").tags["offline_eval.model_version"] == "v2"
+    assert len(client.search_model_versions("name = 'home_feed_ctr'")) == 2
+
+
+def test_no_registry_registers_nothing(tmp_path):
+    from offline_eval.io.mlflow_log import arm_alias
+
+    settings = Settings(home=tmp_path / "home", reports_dir=tmp_path / "reports", mlflow_registry_uri="none",
+                        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    log_day(settings, RunKey("home_feed_ctr", "v1", "2026-06-21"), metrics={"all/ctr": 0.08},
+            params={}, tags={}, artifacts={})
+    assert MlflowClient(settings.mlflow_tracking_uri).search_registered_models() == []
+    # Arm names that MLflow reserves for versions, or with a dot, become valid aliases.
+    assert [arm_alias(a) for a in ("control", "v2", "latest", "b.1")] == ["control", "arm_v2", "arm_latest", "b_1"]
