@@ -81,16 +81,25 @@ def client(settings: Settings) -> MlflowClient:
 NO_REGISTRY = "none"
 
 
+# MLflow 3's UI opens an experiment of unknown kind in its GenAI layout (traces, judges); this
+# tag asks for the model-training layout, where runs, charts and models are.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 def experiment_id(c: MlflowClient, settings: Settings, model_name: str) -> str:
     name = validate_identifier(model_name, "model name")
     exp = c.get_experiment_by_name(name)
     if exp is not None:
+        if exp.tags.get(EXPERIMENT_KIND_TAG) is None:
+            c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     location = None
     if settings.mlflow_tracking_uri.startswith("sqlite:"):
         location = (settings.mlflow_artifacts_dir / name).as_uri()
     try:
-        return c.create_experiment(name, artifact_location=location, tags={f"{TAG_PREFIX}model_name": name})
+        return c.create_experiment(name, artifact_location=location,
+                                   tags={f"{TAG_PREFIX}model_name": name, EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except Exception:  # created concurrently by another task
         exp = c.get_experiment_by_name(name)
         if exp is None:
