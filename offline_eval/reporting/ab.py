@@ -1,24 +1,27 @@
-"""An A/B readout as a page a product manager can act on: the SRM check first, then one row
-per metric and arm with the lift, its interval and the (adjusted) p-value, and a forest plot
-of relative lifts. Every string from the data is escaped before it reaches HTML.
+"""An A/B readout as a page a product manager can act on: the SRM check first, a one-line
+headline per metric, a forest plot of relative lifts, then one row per metric and arm with the
+lift, its interval and the (adjusted) p-value.
+
+The page is the Jinja2 template ``templates/ab_readout.html.j2`` (autoescape on); the plot is a
+matplotlib figure inlined as SVG, its text kept as text (``svg.fonttype = none``) and escaped by
+matplotlib's SVG writer. Nothing on the page loads from elsewhere.
 """
 from __future__ import annotations
 
 import html
+import io
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:1100px}
-h1{font-size:1.4rem;margin-bottom:.2rem} .sub{color:#57606a;margin-top:0}
-.banner{padding:.8rem 1rem;border-radius:6px;margin:1rem 0;font-weight:600}
-.bad{background:#ffebe9;border:1px solid #ff8182;color:#82071e} .ok{background:#dafbe1;border:1px solid #4ac26b;color:#116329}
-table{border-collapse:collapse;width:100%;font-size:.9rem;margin:1rem 0}
-th,td{padding:.35rem .6rem;border-bottom:1px solid #d0d7de;text-align:right} th{background:#f6f8fa}
-td.l,th.l{text-align:left} .win{color:#116329;font-weight:600} .loss{color:#82071e;font-weight:600}
-.note{color:#57606a;font-size:.85rem}
-"""
+from offline_eval.reporting import render_template
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+_COLOURS = {"win": "#1a7f37", "loss": "#cf222e", "flat": "#57606a"}
+# Fixed so that a rerun writes byte-identical SVG (matplotlib salts its clip-path and marker ids).
+_SVG_SALT = "offline-eval-ab-readout"
 
 
 def _pct(x: float | None, digits: int = 2) -> str:
@@ -87,87 +90,148 @@ def to_markdown(readout: Mapping[str, Any], title: str = "A/B readout") -> str:
     return "\n".join(lines) + "\n"
 
 
-def forest_svg(rows: list[Mapping[str, Any]], width: int = 720, row_h: int = 28) -> str:
-    """Relative lift and its interval per (metric, variant), zero line marked."""
-    pts = [r for r in rows if r.get("rel_lift") is not None and r.get("rel_ci_low") is not None]
-    if not pts:
-        return "<p class='note'>No finite relative lifts to plot.</p>"
-    lo = min(0.0, *[r["rel_ci_low"] for r in pts])
-    hi = max(0.0, *[r["rel_ci_high"] for r in pts])
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def _plottable(row: Mapping[str, Any]) -> bool:
+    return all(_finite(row.get(k)) for k in ("rel_lift", "rel_ci_low", "rel_ci_high"))
+
+
+def _p_adj(x: float | None) -> str:
+    text = _p(x)
+    return "p adj < 1e-6" if text == "<1e-6" else f"p adj = {text}"
+
+
+def _clause(row: Mapping[str, Any]) -> str:
+    """One arm of one metric in words: who beats whom, by how much, how sure."""
+    variant, control = str(row["variant"]), str(row.get("control") or "control")
+    if _finite(row.get("rel_lift")):
+        effect = f"{_pct(row['rel_lift'])} [{_pct(row.get('rel_ci_low'))}, {_pct(row.get('rel_ci_high'))}]"
+    else:  # no relative lift (a control mean of 0): the absolute difference still says something
+        effect = f"{_num(row.get('abs_diff'))} [{_num(row.get('ci_low'))}, {_num(row.get('ci_high'))}] (absolute)"
+    v = verdict(row)
+    if v == "win":
+        return f"{variant} beats {control} by {effect} ({_p_adj(row.get('p_value_adjusted'))})"
+    if v == "loss":
+        return f"{variant} loses to {control} by {effect} ({_p_adj(row.get('p_value_adjusted'))})"
+    mde = relative_mde(row)
+    detectable = f"; MDE ±{abs(mde) * 100:.2f}%" if mde is not None and math.isfinite(mde) else ""
+    return (f"no detectable difference between {variant} and {control}: {effect} "
+            f"({_p_adj(row.get('p_value_adjusted'))}{detectable})")
+
+
+def headline(readout: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Per metric, in the readout's order, one sentence and its verdict ('win', 'loss', 'flat';
+    a metric with a loss in any arm is a 'loss', so a failed guardrail is never shown green)."""
+    by_metric: dict[str, list[Mapping[str, Any]]] = {}
+    for r in readout["metrics"]:
+        by_metric.setdefault(str(r["metric"]), []).append(r)
+    out = []
+    for metric, rows in by_metric.items():
+        verdicts = {verdict(r) for r in rows}
+        tag = " (guardrail)" if any(r.get("guardrail") for r in rows) else ""
+        out.append({"verdict": "loss" if "loss" in verdicts else "win" if "win" in verdicts else "flat",
+                    "sentence": f"{metric}{tag}: " + "; ".join(_clause(r) for r in rows)})
+    return out
+
+
+def _forest_figure(pts: Sequence[Mapping[str, Any]], width_in: float, row_in: float) -> Figure:
+    """The forest plot of rows with a finite lift and interval (``forest_svg`` sets its rcParams)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    lo = min(0.0, *(r["rel_ci_low"] for r in pts))
+    hi = max(0.0, *(r["rel_ci_high"] for r in pts))
     span = (hi - lo) or 1.0
-    lo, hi = lo - 0.08 * span, hi + 0.08 * span
-    label_w, pad = 260, 20
-    plot_w = width - label_w - pad
-    height = row_h * len(pts) + 40
-
-    def x(v: float) -> float:
-        return label_w + (v - lo) / (hi - lo) * plot_w
-
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
-           "aria-label='Relative lift with confidence intervals'>",
-           f"<line x1='{x(0):.1f}' y1='5' x2='{x(0):.1f}' y2='{height - 25}' stroke='#8c959f' stroke-dasharray='4 3'/>"]
+    # A bare Figure on an Agg canvas, not pyplot: no global figure registry to leak from a
+    # long-lived worker, and no GUI backend is ever chosen.
+    fig = Figure(figsize=(width_in, row_in * len(pts) + 0.75))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.axvline(0.0, color="#8c959f", linestyle=(0, (4, 3)), linewidth=1, gid="forest-zero")
     for i, r in enumerate(pts):
-        y = 20 + i * row_h
-        colour = {"win": "#1a7f37", "loss": "#cf222e"}.get(verdict(r), "#57606a")
-        label = html.escape(f"{r['metric']} · {r['variant']}")
-        out += [
-            f"<text x='5' y='{y + 4}' font-size='12'>{label}</text>",
-            f"<line x1='{x(r['rel_ci_low']):.1f}' y1='{y}' x2='{x(r['rel_ci_high']):.1f}' y2='{y}' stroke='{colour}' stroke-width='2'/>",
-            f"<circle cx='{x(r['rel_lift']):.1f}' cy='{y}' r='4' fill='{colour}'/>",
-            f"<text x='{x(r['rel_ci_high']) + 6:.1f}' y='{y + 4}' font-size='11' fill='#57606a'>{html.escape(_pct(r['rel_lift'], 1))}</text>",
-        ]
-    for v in (lo, 0.0, hi):
-        out.append(
-            f"<text x='{x(v):.1f}' y='{height - 8}' font-size='11' text-anchor='middle' fill='#57606a'>{html.escape(_pct(v, 1))}</text>"
-        )
-    out.append("</svg>")
-    return "".join(out)
+        colour = _COLOURS[verdict(r)]
+        ax.plot([r["rel_ci_low"], r["rel_ci_high"]], [i, i], color=colour, linewidth=2,
+                solid_capstyle="butt", gid=f"forest-ci-{i}")
+        ax.plot([r["rel_lift"]], [i], marker="o", markersize=6, linestyle="none", color=colour,
+                gid=f"forest-lift-{i}")
+        ax.annotate(_pct(r["rel_lift"], 1), xy=(r["rel_ci_high"], i), xytext=(5, 0),
+                    textcoords="offset points", va="center", color="#57606a", gid=f"forest-label-{i}")
+    ax.set_yticks(range(len(pts)), labels=[
+        f"{r['metric']} · {r['variant']}" + (" (guardrail)" if r.get("guardrail") else "") for r in pts])
+    ax.set_ylim(len(pts) - 0.5, -0.5)  # first row on top, as in the table
+    ax.set_xlim(lo - 0.08 * span, hi + 0.18 * span)  # room on the right for the value labels
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: "0%" if abs(v) < 1e-12 else _pct(v, 1)))
+    ax.set_xlabel("relative lift vs control", color="#57606a")
+    ax.tick_params(colors="#57606a", length=3)
+    ax.grid(axis="x", color="#eaeef2", linewidth=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    return fig
+
+
+def forest_svg(rows: Sequence[Mapping[str, Any]], width_in: float = 7.5, row_in: float = 0.32) -> str | None:
+    """Relative lift and its interval per (metric, variant) with a dashed zero line, coloured by
+    verdict and labelled with the lift; an inline ``<svg>`` element, or None if no row has a
+    finite relative lift and interval. Plotted row i is ``<g id="forest-lift-i">`` (the
+    marker), ``forest-ci-i`` (the interval) and ``forest-label-i`` (the value)."""
+    pts = [r for r in rows if _plottable(r)]
+    if not pts:
+        return None
+    # Imported here: only the HTML page needs matplotlib, and it is slow to import.
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({
+        "svg.fonttype": "none",  # text stays text: searchable, and escaped by the SVG writer
+        "svg.hashsalt": _SVG_SALT,
+        "svg.id": "ab-forest",
+        "text.parse_math": False,  # a metric named "$x$" is a name, not mathtext
+        "font.family": "sans-serif",
+        "font.sans-serif": ["DejaVu Sans"],  # ships with matplotlib: the same layout on every host
+        "font.size": 9,
+    }):
+        fig = _forest_figure(pts, width_in, row_in)
+        fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.05,
+                    metadata={"Date": None, "Creator": None})  # no timestamp: reruns are identical
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):].strip()  # an XML prolog and DOCTYPE are not allowed inline in HTML
+
+
+def _table_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "metric": r["metric"], "guardrail": bool(r.get("guardrail")), "variant": str(r["variant"]),
+        "units": f"{r['n_control']:,} / {r['n_variant']:,}",
+        "mean_control": _num(r["mean_control"]), "mean_variant": _num(r["mean_variant"]),
+        "abs_diff": _num(r["abs_diff"]), "ci": f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]",
+        "rel_lift": _pct(r["rel_lift"]), "rel_ci": f"[{_pct(r['rel_ci_low'])}, {_pct(r['rel_ci_high'])}]",
+        "p": _p(r["p_value"]), "p_adj": _p(r["p_value_adjusted"]), "mde": _pct(relative_mde(r)),
+        "verdict": verdict(r),
+        "method": str(r["method"]) + (f"; variance -{r['variance_reduction'] * 100:.1f}%"
+                                      if r.get("variance_reduction") else ""),
+    }
 
 
 def to_html(readout: Mapping[str, Any], title: str = "A/B readout", context: Mapping[str, str] | None = None) -> str:
-    e = html.escape
+    from markupsafe import Markup
+
+    svg = forest_svg(readout["metrics"])
     srm = readout["srm"]
-    rows = []
-    for r in readout["metrics"]:
-        v = verdict(r)
-        cls = {"win": "win", "loss": "loss"}.get(v, "")
-        rows.append(
-            "<tr>"
-            + "".join(
-                [
-                    f"<td class='l'>{e(r['metric'])}{' <em>(guardrail)</em>' if r.get('guardrail') else ''}</td>",
-                    f"<td class='l'>{e(str(r['variant']))}</td>",
-                    f"<td>{r['n_control']:,} / {r['n_variant']:,}</td>",
-                    f"<td>{e(_num(r['mean_control']))}</td><td>{e(_num(r['mean_variant']))}</td>",
-                    f"<td>{e(_num(r['abs_diff']))}<br><span class='note'>[{e(_num(r['ci_low']))}, {e(_num(r['ci_high']))}]</span></td>",
-                    f"<td class='{cls}'>{e(_pct(r['rel_lift']))}<br><span class='note'>[{e(_pct(r['rel_ci_low']))}, {e(_pct(r['rel_ci_high']))}]</span></td>",
-                    f"<td>{e(_p(r['p_value']))}</td><td>{e(_p(r['p_value_adjusted']))}</td>",
-                    f"<td>{e(_pct(relative_mde(r)))}</td>",
-                    f"<td class='{cls}'>{v}</td>",
-                    f"<td class='l note'>{e(r['method'])}"
-                    + (f"; variance -{r['variance_reduction'] * 100:.1f}%" if r.get("variance_reduction") else "")
-                    + "</td>",
-                ]
-            )
-            + "</tr>"
-        )
-    ctx = "".join(f"<b>{e(k)}</b>: {e(str(v))} &nbsp; " for k, v in (context or {}).items())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title><style>{_CSS}</style></head>
-<body>
-<h1>{e(title)}</h1>
-<p class="sub">{ctx}alpha = {e(str(readout["alpha"]))}, multiple-testing correction: {e(readout["correction"])}</p>
-<div class="banner {"bad" if srm["flag"] else "ok"}">{e(srm_sentence(srm))}</div>
-<h2>Relative lift vs control</h2>
-{forest_svg(readout["metrics"])}
-<table>
-<thead><tr><th class='l'>metric</th><th class='l'>variant</th><th>units (control / variant)</th><th>control</th><th>variant</th>
-<th>abs diff [CI]</th><th>rel lift [CI]</th><th>p</th><th>p adj</th><th>MDE (rel)</th><th>verdict</th><th class='l'>method</th></tr></thead>
-<tbody>
-{"".join(rows)}
-</tbody></table>
-<p class="note">abs diff = variant - control; intervals are two-sided at 1 - alpha. Proportions: pooled z-test p-value,
-unpooled Wald interval. Means: Welch t. Ratios: delta method. CUPED rows use the pre-period covariate.
-MDE: the smallest true relative lift detectable with 80% power at this sample. See docs/ab_readout.md.</p>
-</body></html>
-"""
+    return render_template(
+        "ab_readout.html.j2",
+        title=title,
+        context=[(str(k), str(v)) for k, v in (context or {}).items()],
+        alpha=str(readout["alpha"]),
+        correction=str(readout["correction"]),
+        srm_flag=bool(srm["flag"]),
+        srm_sentence=srm_sentence(srm),
+        headline=headline(readout),
+        # matplotlib's SVG writer escaped every text and attribute in it (tests/reporting).
+        forest=Markup(svg) if svg is not None else None,
+        unplotted=sum(not _plottable(r) for r in readout["metrics"]),
+        rows=[_table_row(r) for r in readout["metrics"]],
+    )

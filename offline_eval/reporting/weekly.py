@@ -7,6 +7,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from offline_eval.reporting import render_template
+
 HEADLINE = (
     ("ctr", "CTR", "pct"), ("cvr", "CVR", "pct"), ("gmv_per_user", "GMV per user", "num"), ("gmv", "GMV", "num"),
     ("impressions", "impressions", "int"), ("new_user_share", "new-user share", "pct"),
@@ -33,15 +35,11 @@ def render(*, model_name: str, model_version: str, days: Sequence[str], daily: M
            drift: Sequence[Mapping[str, Any]]) -> str:
     """``daily``: ds -> metric -> value (segment all); ``week``/``previous``: metric -> value;
     ``incidents``: ``stats.incidents.Incident`` of the week; ``drift``: rows of the week's drift."""
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.PackageLoader("offline_eval.reporting", "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
     table = [{"label": label, "days": [_fmt(daily.get(d, {}).get(m), kind) for d in days],
               "week": _fmt(week.get(m), kind), "previous": _fmt(previous.get(m), kind)}
              for m, label, kind in HEADLINE if week.get(m) is not None or any(m in daily.get(d, {}) for d in days)]
-    return env.get_template("weekly.html.j2").render(
-        title=f"{model_name} {model_version}: week ending {days[-1]}", model_name=model_name,
+    return render_template(
+        "weekly.html.j2", title=f"{model_name} {model_version}: week ending {days[-1]}", model_name=model_name,
         model_version=model_version, days=list(days), missing=[d for d in days if d not in daily], table=table,
         incidents=[{"ds": i.ds, "tier": i.tier, "cause": i.cause, "alerts": len(i.alerts)} for i in incidents],
         drift=[{"column": d["column"], "psi": _fmt(d.get("psi"), "num"), "verdict": d["verdict"]}
