@@ -116,7 +116,8 @@ def render_day(settings: Settings, index: DayIndex) -> str:
         return file_url("..", settings, path)
 
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>offline-eval {html.escape(ds)}</title>"
-             f"<style>{_STYLE}</style></head><body><h1>offline-eval: {html.escape(ds)}</h1>"]
+             f"<link rel='icon' href='data:,'><style>{_STYLE}</style></head>"
+             f"<body><h1>offline-eval: {html.escape(ds)}</h1>"]
 
     parts.append("<h2 id='reports'>Model versions</h2>")
     if index.reports:

@@ -1,0 +1,89 @@
+"""The pages people open, in headless Chromium, served as the Airflow plugin serves them (its
+reports app, with its sandboxing headers): they render without console errors and show the
+numbers they were built from."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from offline_eval.config import Settings
+from offline_eval.io.paths import ab_report_dir, write_text_atomic
+from offline_eval.reporting.ab import to_html
+
+pytestmark = pytest.mark.browser
+
+
+def _readout() -> dict:
+    def row(metric, **kw):
+        return {"metric": metric, "variant": "treatment", "control": "control", "n_control": 44252,
+                "n_variant": 44407, "variance_reduction": None, "guardrail": False, "mde": 0.0021, **kw}
+
+    return {"srm": {"chi2": 0.27, "p_value": 0.6027, "counts": {"control": 44252, "treatment": 44407},
+                    "expected": {}, "flag": False},
+            "alpha": 0.05, "correction": "holm", "metrics": [
+                row("ctr", kind="ratio", mean_control=0.0631, mean_variant=0.06716, abs_diff=0.00406,
+                    ci_low=0.00295, ci_high=0.00518, rel_lift=0.0644, rel_ci_low=0.0467, rel_ci_high=0.0821,
+                    p_value=1e-10, p_value_adjusted=3e-10, significant=True, method="delta method"),
+                row("gmv_per_user", kind="mean", mean_control=31.2, mean_variant=34.19, abs_diff=2.99, ci_low=1.2,
+                    ci_high=4.8, rel_lift=0.0959, rel_ci_low=0.038, rel_ci_high=0.154, p_value=0.0011,
+                    p_value_adjusted=0.0022, significant=True, method="CUPED Welch t")]}
+
+
+@pytest.fixture()
+def reports(tmp_path):
+    """A reports folder and the plugin's reports app serving it over HTTP (uvicorn)."""
+    import uvicorn
+    from offline_eval_airflow.reports_app import create_app
+
+    settings = Settings(home=tmp_path / "home", reports_dir=tmp_path / "reports")
+    settings.reports_dir.mkdir(parents=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, open_access=True), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the reports app did not start"
+        time.sleep(0.05)
+    yield settings, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_ab_readout_page(reports, page):
+    settings, url = reports
+    folder = ab_report_dir(settings, "exp_home_feed_v2", "2026-06-21")
+    folder.mkdir(parents=True)
+    write_text_atomic(folder / "readout.html", to_html(_readout(), title="A/B readout exp_home_feed_v2"))
+    response = page.page.goto(f"{url}/reports/ab/exp_home_feed_v2/2026-06-21/readout.html")
+    assert response is not None and response.status == 200
+    assert response.headers["content-security-policy"].startswith("sandbox")
+    body = page.page.inner_text("body")
+    assert "Sample ratio OK: p = 0.6027" in body
+    assert "+6.44% [+4.67%, +8.21%]" in body and "+9.59% [+3.80%, +15.40%]" in body
+    # The plot is drawn: one marker per metric, labelled with its lift.
+    svg = page.page.locator("svg").first
+    assert svg.bounding_box()["width"] > 300
+    labels = svg.text_content()
+    assert "+6.4%" in labels and "+9.6%" in labels
+    page.screenshot("ab_readout")
+    assert page.errors == [], page.failed_requests
+
+
+def test_day_page_links_what_the_day_published(reports, page):
+    settings, url = reports
+    folder = ab_report_dir(settings, "exp_home_feed_v2", "2026-06-21")
+    folder.mkdir(parents=True)
+    write_text_atomic(folder / "readout.html", to_html(_readout(), title="A/B readout exp_home_feed_v2"))
+    page.page.goto(f"{url}/day/2026-06-21")
+    page.page.get_by_role("link", name="readout.html").click()
+    page.page.wait_for_load_state()
+    assert page.page.url.endswith("/reports/ab/exp_home_feed_v2/2026-06-21/readout.html")
+    assert "+6.44%" in page.page.inner_text("body")
+    assert page.errors == [], page.failed_requests
