@@ -35,6 +35,15 @@ A..B (`--reprocess-behavior completed` or `failed`: the `depends_on_past` task r
 
 A task that fails (after its retries) alerts the severe tier at once (`on_failure_callback`).
 
+**Assets (lineage and what it schedules; docs/airflow_assets.md).** validate reads the input
+tables (`hive://<database>/<table>`) and emits `offline-eval://<database>/inputs_validated`;
+compute emits `metrics_daily` (the *evaluated day*), `profiles_daily`, `samples_daily`; baselines
+emits `baselines`; drift emits `drift_daily`, `concept_drift_daily`, `alerts_daily`. Every event
+has partition key `ds` and `extra = {"ds": ds, ...}`. A task emits only when it succeeds, so a day
+the gate rejected emits nothing: `offline_eval_ab_readout` (one run per evaluated day) and
+`offline_eval_baseline_weekly` (one run per week whose seven days were all evaluated) never
+start from it.
+
 Reruns and backfills are idempotent: the same day gives identical tables, the same single
 MLflow run and replaced report files.
 """
@@ -44,6 +53,18 @@ from itertools import pairwise
 
 from airflow.sdk import Param, dag, task
 from offline_eval_airflow import SPARK_CONN_ID, day_config, require_upstream_success, run_job, schedule_args, timetable
+from offline_eval_airflow.assets import (
+    ALERTS_DAILY,
+    BASELINES,
+    CONCEPT_DRIFT_DAILY,
+    DRIFT_DAILY,
+    INPUTS_VALIDATED,
+    METRICS_DAILY,
+    PROFILES_DAILY,
+    SAMPLES_DAILY,
+    emit_day,
+    input_assets,
+)
 from offline_eval_airflow.notify import notify_day_failure
 
 FAILED = {"on_failure_callback": notify_day_failure}
@@ -62,30 +83,43 @@ FAILED = {"on_failure_callback": notify_day_failure}
 )
 def offline_eval_daily() -> None:
     # A failed suite fails at once (bad data); one retry covers a transient engine failure.
-    @task.pyspark(conn_id=SPARK_CONN_ID, retries=1, **FAILED)
-    def validate(spark=None, ds: str | None = None, params: dict | None = None) -> dict:
+    # Outlet events are registered only when a task succeeds: a day the gate rejects emits none.
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=1, inlets=input_assets(), outlets=[INPUTS_VALIDATED], **FAILED)
+    def validate(spark=None, ds: str | None = None, params: dict | None = None, outlet_events=None) -> dict:
         from offline_eval.jobs import validate as job
 
-        return run_job("validate", job.run, day_config(ds, params), spark=spark)
+        result = run_job("validate", job.run, day_config(ds, params), spark=spark)
+        emit_day(outlet_events, [INPUTS_VALIDATED], ds)
+        return result
 
-    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, **FAILED)
-    def compute(spark=None, ds: str | None = None, params: dict | None = None) -> dict:
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, inlets=[INPUTS_VALIDATED],
+                  outlets=[METRICS_DAILY, PROFILES_DAILY, SAMPLES_DAILY], **FAILED)
+    def compute(spark=None, ds: str | None = None, params: dict | None = None, outlet_events=None) -> dict:
         from offline_eval.jobs import compute as job
 
-        return run_job("compute", job.run, day_config(ds, params), spark=spark)
+        result = run_job("compute", job.run, day_config(ds, params), spark=spark)
+        # metrics_daily is the evaluated day: the readout and weekly DAGs are scheduled on it.
+        emit_day(outlet_events, [METRICS_DAILY, PROFILES_DAILY, SAMPLES_DAILY], ds, models=result.get("models", []))
+        return result
 
-    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, trigger_rule="all_done", depends_on_past=True, **FAILED)
-    def baselines(spark=None, ds: str | None = None, params: dict | None = None, ti=None) -> dict:
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, trigger_rule="all_done", depends_on_past=True,
+                  inlets=[PROFILES_DAILY], outlets=[BASELINES], **FAILED)
+    def baselines(spark=None, ds: str | None = None, params: dict | None = None, ti=None, outlet_events=None) -> dict:
         from offline_eval.jobs import baselines as job
 
         require_upstream_success(ti, "compute")
-        return run_job("baselines", job.run, day_config(ds, params), spark=spark)
+        result = run_job("baselines", job.run, day_config(ds, params), spark=spark)
+        emit_day(outlet_events, [BASELINES], ds)
+        return result
 
-    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, **FAILED)
-    def drift(spark=None, ds: str | None = None, params: dict | None = None) -> dict:
+    @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, inlets=[PROFILES_DAILY, BASELINES],
+                  outlets=[DRIFT_DAILY, CONCEPT_DRIFT_DAILY, ALERTS_DAILY], **FAILED)
+    def drift(spark=None, ds: str | None = None, params: dict | None = None, outlet_events=None) -> dict:
         from offline_eval.jobs import drift as job
 
-        return run_job("drift", job.run, day_config(ds, params), spark=spark)
+        result = run_job("drift", job.run, day_config(ds, params), spark=spark)
+        emit_day(outlet_events, [DRIFT_DAILY, CONCEPT_DRIFT_DAILY, ALERTS_DAILY], ds)
+        return result
 
     @task.pyspark(conn_id=SPARK_CONN_ID, retries=2, **FAILED)
     def publish(spark=None, ds: str | None = None, params: dict | None = None, run_id: str | None = None) -> list:

@@ -4,8 +4,9 @@
 #   scripts/backfill.sh START END [failed|completed]
 # (the daily DAG's baselines task depends on the previous day, so Airflow requires failed or
 # completed: none would leave earlier days' runs as they are and never reprocess them in order)
-# With AB_READOUT_DAY=D set, also backfill offline_eval_ab_readout for day D (the A/B readout
-# of every experiment running on D, over its window up to D).
+# With AB_READOUT_DAY=D set, also run offline_eval_ab_readout once for day D (the A/B readout
+# of every experiment running on D, over its window up to D), after the daily backfill and only
+# if D's compute succeeded (the readout DAG is scheduled on evaluated days: docs/airflow_assets.md).
 set -euo pipefail
 START="$1"; END="$2"; REPROCESS="${3:-completed}"
 DAG_ID="offline_eval_daily"
@@ -29,13 +30,9 @@ airflow backfill create --dag-id "$DAG_ID" --from-date "$START" --to-date "$END"
   --reprocess-behavior "$REPROCESS" --max-active-runs "${BACKFILL_MAX_ACTIVE_RUNS:-3}" \
   > "$AIRFLOW_COMPONENT_LOGS/backfill-create.log" 2>&1 || { tail -20 "$AIRFLOW_COMPONENT_LOGS/backfill-create.log"; exit 1; }
 AB_DAG_ID="offline_eval_ab_readout"
-if [ -n "${AB_READOUT_DAY:-}" ]; then
-  echo "-> airflow backfill create --dag-id $AB_DAG_ID --from-date $AB_READOUT_DAY --to-date $AB_READOUT_DAY"
-  airflow backfill create --dag-id "$AB_DAG_ID" --from-date "$AB_READOUT_DAY" --to-date "$AB_READOUT_DAY" \
-    --reprocess-behavior completed > "$AIRFLOW_COMPONENT_LOGS/backfill-create-ab.log" 2>&1 \
-    || { tail -20 "$AIRFLOW_COMPONENT_LOGS/backfill-create-ab.log"; exit 1; }
-  airflow dags unpause "$AB_DAG_ID" > /dev/null
-fi
+# The readout DAG (asset-scheduled, no backfills) stays paused while the daily backfill runs: an
+# event for a paused DAG queues nothing, so the backfill's evaluated days start no readouts.
+[ -z "${AB_READOUT_DAY:-}" ] || airflow dags pause "$AB_DAG_ID" > /dev/null
 # Runs of a paused DAG stay queued: unpause for the backfill, pause again afterwards.
 airflow dags unpause "$DAG_ID" > /dev/null
 # Ctrl-C (or a TERM, or a closed terminal) stops the components this script started and closes its own backfill, so
@@ -65,8 +62,22 @@ airflow_start
 status=0
 progress "$DAG_ID" "$START" "$END" || status=$?
 if [ -n "${AB_READOUT_DAY:-}" ]; then
-  progress "$AB_DAG_ID" "$AB_READOUT_DAY" "$AB_READOUT_DAY" || status=$?
-  airflow dags pause "$AB_DAG_ID" > /dev/null
+  # A day the gate rejected is never read out; the run's logical date is the day (manual run).
+  computed=$(airflow tasks state "$DAG_ID" compute "$AB_READOUT_DAY" 2>/dev/null | tail -1 || true)
+  if [ "$computed" = success ]; then
+    airflow dags unpause "$AB_DAG_ID" > /dev/null
+    if [ "$(airflow dags state "$AB_DAG_ID" "$AB_READOUT_DAY" 2>/dev/null | tail -1)" = None ]; then
+      echo "-> airflow dags trigger $AB_DAG_ID --logical-date $AB_READOUT_DAY"
+      airflow dags trigger "$AB_DAG_ID" --logical-date "${AB_READOUT_DAY}T00:00:00+00:00" > /dev/null
+    else  # a run of that day exists (an earlier demo): run it again
+      echo "-> airflow tasks clear $AB_DAG_ID -s $AB_READOUT_DAY -e $AB_READOUT_DAY"
+      airflow tasks clear "$AB_DAG_ID" -s "$AB_READOUT_DAY" -e "$AB_READOUT_DAY" -y > /dev/null
+    fi
+    progress "$AB_DAG_ID" "$AB_READOUT_DAY" "$AB_READOUT_DAY" || status=$?
+    airflow dags pause "$AB_DAG_ID" > /dev/null
+  else
+    echo "-> no A/B readout of $AB_READOUT_DAY: its compute did not succeed (${computed:-no run})"; status=1
+  fi
 fi
 airflow dags pause "$DAG_ID" > /dev/null
 exit $status

@@ -30,7 +30,8 @@ offline-eval baselines --end "$HISTORY_END" --windows 7 > /dev/null
 wait "$init_pid" || { cat "$AIRFLOW_COMPONENT_LOGS/init.log"; exit 1; }
 
 echo "== 2/3 evaluate $START..$END: airflow backfill of offline_eval_daily (validate -> compute -> baselines -> drift -> publish -> notify)"
-echo "        and of offline_eval_ab_readout for $END (A/B readout of the experiment up to $END)"
+echo "        then one offline_eval_ab_readout run for $END (A/B readout of the experiment up to $END; the readout"
+echo "        DAG stays paused during the backfill, so the 14 evaluated-day asset events start no readouts)"
 # The demo's days are in the past: schedule nothing after them (no run for today).
 export OFFLINE_EVAL_DAILY_END_DATE="$END"
 status=0

@@ -37,3 +37,27 @@ def schedule_args(*, max_active_runs: int = 1, retries: int = 2,
         "max_active_runs": max_active_runs,
         "default_args": {"owner": "offline-eval", "retries": retries, "retry_delay": retry_delay},
     }
+
+
+def evaluated_day_schedule() -> Any:
+    """One run per evaluated day: an event of ``metrics_daily`` (emitted by the daily DAG's
+    compute, keyed by ``ds``) queues one run with partition key ``ds``. A rejected day has no
+    event, so no run."""
+    from airflow.sdk import PartitionedAssetTimetable
+
+    from offline_eval_airflow.assets import METRICS_DAILY
+
+    return PartitionedAssetTimetable(assets=METRICS_DAILY)
+
+
+def evaluated_week_schedule() -> Any:
+    """One run per ISO week [Mon, Sun] once all seven days have an evaluated-day event; its
+    partition key is the Monday (yyyy-mm-dd). A week with a day the gate rejected waits (the UI
+    lists the days that arrived) until that day is fixed and evaluated again."""
+    from airflow.sdk import PartitionedAssetTimetable, RollupMapper, StartOfWeekMapper, WeekWindow
+
+    from offline_eval_airflow.assets import METRICS_DAILY
+
+    week = StartOfWeekMapper(timezone="UTC", input_format="%Y-%m-%d", output_format="%Y-%m-%d")
+    return PartitionedAssetTimetable(assets=METRICS_DAILY,
+                                     default_partition_mapper=RollupMapper(upstream_mapper=week, window=WeekWindow()))

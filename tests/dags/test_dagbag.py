@@ -86,16 +86,19 @@ def test_the_connection_points_tasks_at_the_engine(monkeypatch):
         assert SparkConnectHook("spark_connect_default").get_connection_url() == url
 
 
-def test_weekly_baseline_builds_the_windows_ending_the_sunday_of_its_interval(dagbag, monkeypatch):
+def test_weekly_baseline_builds_the_windows_ending_the_sunday_of_its_week(dagbag, monkeypatch):
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
     from offline_eval.jobs import baselines
 
     calls = []
     monkeypatch.setattr(baselines, "run_windows", lambda end, windows, spark=None: calls.append((end, windows)))
     task = dagbag.dags["offline_eval_baseline_weekly"].get_task("build")
-    # the week [Mon 06-08, Mon 06-15), ds = its Monday -> the windows ending Sunday 06-14
-    task.python_callable(spark=None, ds="2026-06-08")
+    # a manual run for the week [Mon 06-08, Sun 06-14], ds = its Monday -> the windows ending Sunday 06-14
+    task.python_callable(spark=None, ds="2026-06-08", dag_run=None, outlet_events=OutletEventAccessors())
     assert calls == [("2026-06-14", (7, 28))]
-    assert dagbag.dags["offline_eval_baseline_weekly"].timetable.expression == "0 0 * * 1"
+    # scheduled on the evaluated days (tests/dags/test_assets.py)
+    assert type(dagbag.dags["offline_eval_baseline_weekly"].timetable).__name__ == "PartitionedAssetTimetable"
 
 
 def test_daily_runs_evaluate_their_interval_start(dagbag):
@@ -149,7 +152,7 @@ def test_bad_data_and_config_fail_at_once_the_rest_is_retried(settings, small_wo
         run_job("validate", validate.run, DayConfig(ds="2026-06-18"), down)
 
 
-def test_every_dag_shares_the_timetable_and_stops_at_the_configured_end(monkeypatch):
+def test_every_dag_shares_the_schedule_args_and_stops_at_the_configured_end(monkeypatch):
     """OFFLINE_EVAL_DAILY_END_DATE (the demo's last day) bounds every DAG, so unpausing for a
     backfill never schedules a day without data; without it the DAGs run on."""
     import pendulum
@@ -162,7 +165,10 @@ def test_every_dag_shares_the_timetable_and_stops_at_the_configured_end(monkeypa
         assert dag.end_date == pendulum.datetime(2026, 6, 21, tz="UTC"), dag_id
         assert dag.start_date == pendulum.datetime(2026, 6, 1, tz="UTC"), dag_id
         assert dag.catchup is False and dag.owner == "offline-eval"
-        assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    # the daily DAG runs on time; the readout and the weekly work on its evaluated days (assets)
+    assert type(bounded["offline_eval_daily"].timetable).__name__ == "CronDataIntervalTimetable"
+    assert {type(bounded[d].timetable).__name__ for d in ("offline_eval_ab_readout", "offline_eval_baseline_weekly")} \
+        == {"PartitionedAssetTimetable"}
     assert bounded["offline_eval_daily"].max_active_runs == 3
     assert bounded["offline_eval_baseline_weekly"].default_args["retry_delay"].total_seconds() == 300
     assert bounded["offline_eval_ab_readout"].default_args["retries"] == 2
