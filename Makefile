@@ -13,6 +13,7 @@ IMPRESSIONS_PER_DAY ?= 300000
 REPROCESS ?= completed
 FORCE  ?= 0
 MLFLOW_PORT ?= 5000
+EVIDENTLY_PORT ?= 8001
 PYTEST_ARGS ?=
 SEEDS  ?= 40
 
@@ -21,7 +22,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 ENV := source scripts/env.sh &&
 
 .PHONY: help prereqs install demo test lint test-fast test-cluster bench bench-pipeline ab-coverage backfill mlflow-ui \
-	airflow-up airflow-down engine-up engine-down cluster-up cluster-env cluster-down summary clean
+	evidently-ui airflow-up airflow-down engine-up engine-down cluster-up cluster-env cluster-down summary clean
 
 help:
 	@echo "make demo        set up, generate $(DAYS) days, backfill them through Airflow, print the summary"
@@ -31,6 +32,7 @@ help:
 	@echo "make ab-coverage A/B readout interval coverage over $(SEEDS) seeds of the demo scenario -> bench/ab_coverage.json"
 	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=none|failed|completed] [FORCE=1: close an open backfill]"
 	@echo "make mlflow-ui   serve the MLflow UI of the local tracking database on port $(MLFLOW_PORT)"
+	@echo "make evidently-ui  serve the Evidently workspace (a project per model, its dashboard) on port $(EVIDENTLY_PORT)"
 	@echo "make summary START=... END=...   print the daily summary from the result tables"
 	@echo "make engine-up   start the Spark engine (a Spark Connect server on $$SPARK_REMOTE); engine-down stops it"
 	@echo "make airflow-up  start the Airflow UI, scheduler and dag-processor (http://127.0.0.1:28080); airflow-down stops them"
@@ -87,7 +89,14 @@ mlflow-ui: $(STAMP)
 	@$(ENV) echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT) (tracking $$MLFLOW_TRACKING_URI)" && \
 	  mlflow ui --backend-store-uri "$$MLFLOW_TRACKING_URI" --host 127.0.0.1 --port $(MLFLOW_PORT)
 
+# The workspace publish fills (Settings.evidently_workspace): <OFFLINE_EVAL_HOME>/evidently.
+evidently-ui: $(STAMP)
+	@$(ENV) mkdir -p "$$OFFLINE_EVAL_HOME/evidently" && \
+	  echo "Evidently UI on http://127.0.0.1:$(EVIDENTLY_PORT) (workspace $$OFFLINE_EVAL_HOME/evidently)" && \
+	  evidently ui --workspace "$$OFFLINE_EVAL_HOME/evidently" --host 127.0.0.1 --port $(EVIDENTLY_PORT)
+
 test: lint
+	@bash scripts/ensure_chromium.sh
 	@$(ENV) python -m pytest $(PYTEST_ARGS)
 
 # Guardrails, also the first step of make test: ruff (with Airflow's AIR rules on dags/), mypy on

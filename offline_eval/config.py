@@ -183,6 +183,11 @@ class Settings:
     def mlflow_artifacts_dir(self) -> Path:
         return self.home / "mlflow" / "artifacts"
 
+    @property
+    def evidently_workspace(self) -> Path:
+        """The local Evidently workspace (a project per model) that `make evidently-ui` serves."""
+        return self.home / "evidently"
+
     def session_conf(self) -> dict[str, str]:
         """Properties every client session sets for itself (runtime SQL settings), so that the
         pipeline behaves the same on any Connect endpoint, whoever started it."""

@@ -26,6 +26,11 @@ def day_report_dir(settings: Settings, model_name: str, model_version: str, ds: 
     )
 
 
+def report_assets_dir(settings: Settings) -> Path:
+    """reports/_assets/: files the daily reports share (Evidently's viewer), referenced relatively."""
+    return settings.reports_dir / "_assets"
+
+
 def weekly_report_dir(settings: Settings, model_name: str, model_version: str, week_end: str) -> Path:
     """reports/<model>/<version>/weekly/<sunday>/: the weekly report of one version."""
     return (settings.reports_dir / validate_identifier(model_name, "model name")

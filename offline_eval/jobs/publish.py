@@ -15,12 +15,20 @@ from typing import TYPE_CHECKING
 
 from offline_eval.config import DayConfig, Settings
 from offline_eval.dates import DRIFT_REFERENCES
-from offline_eval.io import mlflow_log, results
+from offline_eval.io import evidently_workspace, mlflow_log, results
 from offline_eval.io.evidently_report import write_report_folder
-from offline_eval.io.paths import day_report_dir, replace_dir, validation_file, write_json_atomic
+from offline_eval.io.paths import (
+    data_docs_page,
+    day_report_dir,
+    replace_dir,
+    report_assets_dir,
+    validation_file,
+    write_json_atomic,
+)
 from offline_eval.io.spark import get_spark
 from offline_eval.io.tables import Tables
 from offline_eval.io.validation import validation_status
+from offline_eval.reporting.day import DayHeadline
 from offline_eval.stats.incidents import group
 
 if TYPE_CHECKING:
@@ -86,12 +94,15 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
         psi_edges = {r["column"]: r["psi_edges"] for r in drift_rows
                      if r["reference"] == "previous_day" and r["psi_edges"] is not None}
         out_dir = day_report_dir(settings, name, version, day.ds)
+        incidents = incident_summaries(alert_rows, day.ds)
         report = replace_dir(out_dir, functools.partial(
             write_report_folder, current=current, reference=reference,
             title=f"{name} {version} {day.ds} vs {reference_ds}", psi_edges=psi_edges, validation=validation,
-            ds=day.ds, labels={"model_name": name, "model_version": version, "cadence": day.cadence}, files={
+            ds=day.ds, labels={"model_name": name, "model_version": version, "cadence": day.cadence},
+            headline=DayHeadline(version_rows, lifts.get(key, []), incidents, drift_rows, concept_rows),
+            assets_dir=report_assets_dir(settings), files={
                 "metrics.json": version_rows, "alerts.json": alert_rows,
-                "incidents.json": incident_summaries(alert_rows, day.ds),
+                "incidents.json": incidents,
                 "lifts.json": lifts.get(key, []),
                 "drift.json": {"drift": drift_rows, "concept_drift": concept_rows, "notes": notes}}))
         html = out_dir / report.html.name
@@ -99,6 +110,12 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
         metrics.update({f"evidently/{k}": v for k, v in report.metrics().items()})
         metrics.update(mlflow_log.drift_metrics(drift_rows, concept_rows, alert_rows))
         metrics.update(mlflow_log.lift_metrics(lifts.get(key, [])))
+        # The report and the numbers into the model's Evidently project (a failure fails the task;
+        # its rerun replaces both snapshots).
+        ev = evidently_workspace.add_published_day(settings, name, version, day.ds, day.cadence, report.snapshot,
+                                                   metrics)
+        log.info("%s %s %s: Evidently workspace project %s in %ss", name, version, day.ds, ev["project_id"],
+                 ev["seconds"])
         run_key = mlflow_log.RunKey(name, version, day.ds, day.cadence)
         run = mlflow_log.log_day(
             settings,
@@ -121,6 +138,7 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
                 "offline_eval.code_version": mlflow_log.source_version(),
                 "offline_eval.report_html": str(html),
                 "offline_eval.validation": validation_status(validation),
+                "offline_eval.data_docs": str(data_docs_page(settings, day.ds)),
                 **day.extra_tags,
             },
             artifacts={"evidently": out_dir},

@@ -18,7 +18,7 @@ from offline_eval.config import Settings
 from offline_eval.contract import OUTPUT_TABLES
 from offline_eval.dates import Window, offset, parse_ds, validate_ds, window_dates
 from offline_eval.errors import DataError
-from offline_eval.io import mlflow_log, results
+from offline_eval.io import evidently_workspace, mlflow_log, results
 from offline_eval.io import profiles as profile_store
 from offline_eval.io.paths import (
     failed_validation_days,
@@ -103,6 +103,8 @@ def run(end: str, settings: Settings | None = None, spark: SparkSession | None =
                                                       for r in mine]).get(key, {}))
         metrics.update({f"drift/previous_week/{d['column']}/psi": d.get("psi") for d in drift})
         metrics["alerts/incidents"] = float(len(incidents))
+        # The week's numbers beside the days' in the model's Evidently project (cadence=weekly).
+        evidently_workspace.add_published_day(settings, name, version, end, "weekly", None, metrics)
         run_key = mlflow_log.RunKey(name, version, end, "weekly")
         run = mlflow_log.log_day(
             settings, run_key, metrics=metrics,
