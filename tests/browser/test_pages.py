@@ -87,3 +87,55 @@ def test_day_page_links_what_the_day_published(reports, page):
     assert page.page.url.endswith("/reports/ab/exp_home_feed_v2/2026-06-21/readout.html")
     assert "+6.44%" in page.page.inner_text("body")
     assert page.errors == [], page.failed_requests
+
+
+def test_daily_evidently_report(reports, page):
+    """The day's report with the shared viewer, as publish writes it: the headline numbers, and
+    Evidently's widgets drawn by the viewer from reports/_assets (sandboxed like every report)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from offline_eval.io.evidently_report import LABEL, build_report
+    from offline_eval.io.paths import day_report_dir, report_assets_dir
+    from offline_eval.reporting.day import DayHeadline
+
+    settings, url = reports
+
+    def sample(seed: int, shift: float) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        n = 2_000
+        df = pd.DataFrame({"f_user_tenure_days": rng.exponential(100 * shift, n), "score": rng.uniform(0, 1, n),
+                           "c_device": rng.choice(["ios", "android", "web"], n)})
+        df[LABEL] = (rng.uniform(0, 1, n) < df["score"] * 0.2).astype(int)
+        return df
+
+    current, reference = sample(1, 0.5), sample(2, 1.0)
+    edges = [float(x) for x in np.quantile(reference["f_user_tenure_days"], np.linspace(0.1, 0.9, 9))]
+
+    def metric(name: str, value: float) -> dict:
+        return {"variant": "all", "segment": "all", "metric": name, "value": value}
+
+    headline = DayHeadline(
+        metrics=[metric("ctr", 0.0523), metric("cvr", 0.0311), metric("auc", 0.7312)],
+        lifts=[{"variant": "all", "metric": "ctr", "reference": "previous_day", "reference_label": "2026-06-17",
+                "value": 0.0523, "reference_value": 0.0793, "rel_lift": -0.3405, "rel_ci_low": -0.37,
+                "rel_ci_high": -0.31, "p_value": 1e-9, "method": "delta"}],
+        drift=[{"column": "f_user_tenure_days", "reference": "previous_day", "psi": 0.36, "verdict": "severe",
+                "type": "numeric"}])
+    out = day_report_dir(settings, "home_feed_ctr", "v1", "2026-06-18")
+    build_report(current, reference, out, "home_feed_ctr v1 2026-06-18 vs 2026-06-17",
+                 {"f_user_tenure_days": edges}, ds="2026-06-18", headline=headline,
+                 assets_dir=report_assets_dir(settings))
+    response = page.page.goto(f"{url}/reports/home_feed_ctr/v1/2026-06-18/report.html")
+    assert response is not None and response.status == 200
+    body = page.page.locator("body")
+    assert "5.23%" in body.inner_text() and "7.93%" in body.inner_text()
+    # The viewer (a relative <script src>) loaded and drew the sample's ROC AUC.
+    page.page.get_by_text("RocAuc", exact=False).first.wait_for(timeout=30_000)
+    assert page.page.locator("#viewer-missing").is_hidden()
+    auc = f"{roc_auc_score(current[LABEL], current['score']):.3f}"
+    page.page.get_by_text(auc, exact=True).first.wait_for(timeout=10_000)
+    assert "f_user_tenure_days" in body.inner_text()
+    page.screenshot("daily_report")
+    assert page.errors == [], page.failed_requests
