@@ -1,6 +1,7 @@
 """The gate: validate one day's input partitions with the GX suites. Each partition is read once
 into the day's snapshot (cached in the engine, reused by compute); a failure raises
-``ValidationFailed`` naming table, partition, column and check; the result JSON is kept."""
+``ValidationFailed`` naming table, partition, column and check; the result JSON and the day's
+GX Data Docs site (one page per validated table, reports/validation/<ds>/data_docs/) are kept."""
 from __future__ import annotations
 
 import json
@@ -16,9 +17,9 @@ from offline_eval.config import ConfigError, DayConfig, Settings
 from offline_eval.contract import CATEGORICAL_FEATURE_PREFIX, INPUT_TABLES, NUMERIC_FEATURE_PREFIX, PARTITION_COLUMN
 from offline_eval.errors import DataError
 from offline_eval.io.file_schema import Finding, check_partition
-from offline_eval.io.gx import Failure, TableValidation, validate_partition
+from offline_eval.io.gx import DocsSite, Failure, TableValidation, finish_docs, validate_partition
 from offline_eval.io.gx import runner as gx_runner
-from offline_eval.io.paths import validation_file, write_json_atomic
+from offline_eval.io.paths import data_docs_dir, data_docs_page, replace_dir, validation_file, write_json_atomic
 from offline_eval.io.snapshot import DaySnapshot
 from offline_eval.io.tables import Tables
 from offline_eval.metrics.inputs import feature_health
@@ -142,9 +143,16 @@ def file_findings(tables: Tables, table: str, ds: str) -> list[Finding]:
 PARALLEL_TABLES = 4
 
 
+def docs_link(settings: Settings, path: Path) -> str:
+    """A file of a Data Docs site as validation.json names it: relative to the reports folder,
+    so the link reads the same in the day's report folder, where publish copies the file."""
+    return path.relative_to(settings.reports_dir).as_posix()
+
+
 def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...] | None = None) -> dict:
     """Validate the input partitions of ``day`` into its snapshot; raise ValidationFailed (and
-    drop the snapshot) if any suite fails or a partition is missing."""
+    drop the snapshot) if any suite fails or a partition is missing. The day's Data Docs site
+    is built in a fresh folder and swapped in whole, failed or not."""
     settings = tables.settings
     snapshot = DaySnapshot(tables, day.ds)
     names = tables_to_check or tuple(INPUT_TABLES)
@@ -154,7 +162,7 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
     limits = thresholds.load().defaults  # the input tables are shared by every model
     trailing = trailing_rows(settings, day, limits)
 
-    def one(name: str) -> TableValidation:
+    def one(name: str, docs: DocsSite) -> TableValidation:
         t0 = time.monotonic()
         if not tables.has_partition(name, day.ds):
             result = _missing(name, day.ds, f"{settings.database}.{name}")
@@ -168,7 +176,7 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
             df = snapshot.create(name)
             rows[name] = df.count()  # the one read of the partition: it fills the cache
             bounds = row_count_bounds(reference_rows(tables, name, day, trailing), limits)
-            result = validate_partition(name, day.ds, df, parameters=bounds)
+            result = validate_partition(name, day.ds, df, parameters=bounds, docs=docs)
             features = [c for c in INPUT_TABLES[name].column_names
                         if c.startswith((NUMERIC_FEATURE_PREFIX, CATEGORICAL_FEATURE_PREFIX))]
             if features:
@@ -183,17 +191,33 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
                  size, result.evaluated, time.monotonic() - t0)
         return result
 
-    with ThreadPoolExecutor(PARALLEL_TABLES, thread_name_prefix="validate") as pool:
-        pool.submit(gx_runner)  # import GX and make its context while the first partitions are read
-        results = list(pool.map(one, names))
+    def build(site: Path) -> list[TableValidation]:
+        docs = DocsSite(site, day.ds)
+        done = False
+        try:
+            with ThreadPoolExecutor(PARALLEL_TABLES, thread_name_prefix="validate") as pool:
+                pool.submit(gx_runner)  # import GX and make its context while the first partitions are read
+                validated = list(pool.map(lambda name: one(name, docs), names))
+            done = True
+        finally:
+            t0 = time.monotonic()
+            finish_docs(docs, build_index=done)
+            if done:
+                log.info("Data Docs of ds=%s: index built in %.2fs", day.ds, time.monotonic() - t0)
+        return validated
+
+    site = data_docs_dir(settings, day.ds)
+    results = replace_dir(site, build)
     summary = {
         "ds": day.ds,
         "database": settings.database,
         "success": all(r.success for r in results),
+        "data_docs": docs_link(settings, data_docs_page(settings, day.ds)),
         "tables": {
             r.table: {
                 "success": r.success,
                 "rows": rows.get(r.table),
+                "data_docs_page": docs_link(settings, site / r.page) if r.page else None,
                 **({"features": health[r.table]} if r.table in health else {}),
                 "evaluated": r.evaluated,
                 "failures": [f.__dict__ for f in r.failures],
@@ -208,8 +232,10 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
     if failed:
         snapshot.drop(names)  # nothing downstream may use a rejected day
         message = "\n".join(r.message() for r in failed)
-        raise ValidationFailed(f"input validation failed for ds={day.ds} (result: {out})\n{message}")
-    return {"ds": day.ds, "success": True, "result": str(out), "rows": rows}
+        raise ValidationFailed(f"input validation failed for ds={day.ds} (result: {out}, Data Docs: "
+                               f"{data_docs_page(settings, day.ds)})\n{message}")
+    return {"ds": day.ds, "success": True, "result": str(out), "rows": rows,
+            "data_docs": str(data_docs_page(settings, day.ds))}
 
 
 def validation_status(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""validate: the GX gate on one day's input partitions (``offline_eval.io.validation``)."""
+"""validate: the GX gate on one day's input partitions (``offline_eval.io.validation``); its result
+JSON and Data Docs site land in reports/validation/<ds>/."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
