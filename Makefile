@@ -54,6 +54,9 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml | prereqs
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -r requirements.txt -c constraints.txt
 	$(VENV)/bin/python -m pip install -q --no-deps -e .
+	@# The Data Docs' page assets from the npm registry, once per environment (offline_eval/io/gx_assets.py);
+	@# without network the first validation tries again, and the pages fall back to the CDNs.
+	-$(VENV)/bin/python -m offline_eval.io.gx_assets
 	@touch $@
 
 $(DEV_STAMP): $(STAMP) requirements-dev.txt

@@ -33,6 +33,9 @@ def test_the_wheel_carries_its_dependencies_entry_point_and_resources(tmp_path):
         assert any(r.startswith(dist) for r in requires), (dist, requires)
     assert not any(r.startswith("apache-airflow") and "extra ==" not in r for r in requires)  # an extra only
     assert "offline_eval/io/gx.py" in names and not any(n.startswith("tests/") for n in names)
+    # the Data Docs' template overrides and the pinned page assets (offline_eval/io/gx_assets.py)
+    assert {"offline_eval/io/gx_assets.json", "offline_eval/io/gx_templates/page.j2",
+            "offline_eval/io/gx_templates/js_script_imports.j2"} <= names
 
 
 def test_resources_come_from_the_checkout_or_the_installed_share_folder(monkeypatch, tmp_path):

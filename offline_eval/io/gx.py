@@ -26,6 +26,8 @@ from offline_eval.dates import validate_ds
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+    from offline_eval.io.gx_assets import SiteAssets
+
 log = logging.getLogger(__name__)
 
 
@@ -119,15 +121,20 @@ class TableValidation:
 class DocsSite:
     """The Data Docs site of one day's validation, built in ``directory`` (a fresh folder that
     the caller swaps in whole when the day is done, so a rerun leaves no page of an older run).
-    The day's tables share one GX run named after the day: their pages sit side by side."""
+    The day's tables share one GX run named after the day, at midnight UTC of the day: the run
+    name and time are folders of a page's path, so a rerun writes its pages where the previous
+    run had them and validation.json's links keep their targets. ``assets``: where the pages
+    find their scripts, styles and images (``gx_assets.prepare``; None: as GX does)."""
 
     directory: Path
     ds: str
-    run_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    assets: SiteAssets | None = None
+    run_time: datetime = field(init=False)
     keys: list[Any] = field(default_factory=list)  # GX result identifiers of the site's pages
 
     def __post_init__(self) -> None:
         validate_ds(self.ds)  # the run name is a folder of the site
+        self.run_time = datetime.fromisoformat(self.ds).replace(tzinfo=UTC)
         self.directory = Path(self.directory).resolve()
 
     @property
@@ -261,7 +268,7 @@ class _Runner:
 
     def _open(self, docs: DocsSite) -> None:
         if (open_site := self._sites.get(docs.name)) is None:
-            self.context.add_data_docs_site(docs.name, self._docs.site_config(docs.directory))
+            self.context.add_data_docs_site(docs.name, self._docs.site_config(docs.directory, docs.assets))
             self._sites[docs.name] = docs
         elif open_site is not docs:
             raise RuntimeError(f"the Data Docs of ds={docs.ds} are already being built in this process")

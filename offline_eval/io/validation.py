@@ -16,6 +16,7 @@ from offline_eval import thresholds
 from offline_eval.config import ConfigError, DayConfig, Settings
 from offline_eval.contract import CATEGORICAL_FEATURE_PREFIX, INPUT_TABLES, NUMERIC_FEATURE_PREFIX, PARTITION_COLUMN
 from offline_eval.errors import DataError
+from offline_eval.io import gx_assets
 from offline_eval.io.file_schema import Finding, check_partition
 from offline_eval.io.gx import DocsSite, Failure, TableValidation, finish_docs, validate_partition
 from offline_eval.io.gx import runner as gx_runner
@@ -191,8 +192,9 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
                  size, result.evaluated, time.monotonic() - t0)
         return result
 
-    def build(site: Path) -> list[TableValidation]:
-        docs = DocsSite(site, day.ds)
+    def build(tmp_site: Path) -> list[TableValidation]:
+        # the shared assets' URLs are relative to the site's final folder (tmp_site is its sibling)
+        docs = DocsSite(tmp_site, day.ds, assets=gx_assets.prepare(settings, site))
         done = False
         try:
             with ThreadPoolExecutor(PARALLEL_TABLES, thread_name_prefix="validate") as pool:
