@@ -3,6 +3,7 @@ reports app, with its sandboxing headers): they render without console errors an
 numbers they were built from."""
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -139,3 +140,48 @@ def test_daily_evidently_report(reports, page):
     assert "f_user_tenure_days" in body.inner_text()
     page.screenshot("daily_report")
     assert page.errors == [], page.failed_requests
+
+
+@pytest.mark.spark
+def test_data_docs_of_a_rejected_day(spark, settings, small_world, page, serve):
+    """A day whose orders fail the gate: its Data Docs index lists the two tables' pages, and
+    the failing page shows the failed check with the count of the rows put in, all from the
+    shared local assets (no network)."""
+    import json
+
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from offline_eval.config import DayConfig
+    from offline_eval.io.paths import validation_file
+    from offline_eval.io.tables import Tables
+    from offline_eval.io.validation import ValidationFailed
+    from offline_eval.jobs import validate
+    from tests.conftest import SMALL_START
+
+    ds = "2026-09-21"
+    tables = Tables(spark, settings)
+    for table in ("clicks", "orders"):
+        df = tables.read(table, SMALL_START).withColumn("ds", F.lit(ds))
+        if table == "orders":  # three orders with a negative price: the suite wants price > 0
+            df = (df.withColumn("_i", F.row_number().over(Window.orderBy("order_id")))
+                  .withColumn("price", F.when(F.col("_i") <= 3, F.lit(-2.5)).otherwise(F.col("price"))).drop("_i"))
+        tables.overwrite(spark.createDataFrame(df.collect(), df.schema), table, expected_ds=[ds])
+    with pytest.raises(ValidationFailed):
+        validate.run(DayConfig(ds=ds), settings, tables_to_check=("clicks", "orders"))
+    result = json.loads(validation_file(settings, ds).read_text())
+    url = serve(settings.reports_dir)
+
+    page.page.goto(f"{url}/{result['data_docs']}")
+    page.page.get_by_role("link", name=re.compile("orders")).first.wait_for(timeout=30_000)
+    assert page.page.get_by_role("link", name=re.compile("clicks")).count() >= 1
+    page.screenshot("data_docs_index")
+    assert page.errors == [], page.failed_requests
+
+    page.page.goto(f"{url}/{result['tables']['orders']['data_docs_page']}")
+    body = page.page.locator("body")
+    body.get_by_text("3 unexpected values found", exact=False).first.wait_for(timeout=30_000)
+    assert "price" in body.inner_text()
+    page.screenshot("data_docs_orders")
+    assert page.errors == [], page.failed_requests
+    assert not [r for r in page.failed_requests if not r.startswith("2")]
