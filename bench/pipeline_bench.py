@@ -17,6 +17,13 @@ reference on the same Parquet files, at 1M and 10M impressions a day.
 Each run is a fresh process (peak RSS of the Python process alone: the engine is another
 process); ours and DuckDB alternate, ``--repeats`` times each, and the medians are reported.
 Writes bench/results/pipeline.json and its section of docs/benchmarks.md.
+
+``--stages`` profiles the compute step instead (no DuckDB, no drift, nothing written to
+docs/): each step of ``metrics.day.evaluate`` and each write of ``io.results.write_day`` is
+timed in the client, and its Spark jobs (tagged per step) are counted and timed from the
+engine's UI REST API. ``--compare-with DIR`` (a copy of the ``offline_eval`` package, e.g.
+an earlier revision's) runs that copy and the working tree alternately on the same data, and
+checks that both write the same tables. Writes bench/results/pipeline_stages.json.
 """
 from __future__ import annotations
 
@@ -29,6 +36,9 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +113,109 @@ def step_ours(db: str) -> dict:
     return {"compute_s": t3 - t0, "read_s": t1 - t0, "metrics_s": t2 - t1, "drift_s": t3 - t2,
             "driver_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "metrics": metrics, "psi": psi}
+
+
+STAGES_UI_PORT = 4077  # the stage profile reads the jobs of each step from the engine's UI
+STAGE_TAG = "bench-stage-"
+
+
+def _ui_jobs() -> list[dict]:
+    base = f"http://127.0.0.1:{STAGES_UI_PORT}/api/v1/applications"
+    with urllib.request.urlopen(base, timeout=30) as r:
+        app = json.load(r)[0]["id"]
+    with urllib.request.urlopen(f"{base}/{app}/jobs", timeout=60) as r:
+        return json.load(r)
+
+
+def _job_seconds(job: dict) -> float:
+    from datetime import datetime
+
+    def at(s: str) -> datetime:
+        return datetime.strptime(s.replace("GMT", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z")
+
+    return (at(job["completionTime"]) - at(job["submissionTime"])).total_seconds() if "completionTime" in job else 0.0
+
+
+def _canonical(rows: list[dict]) -> list[list]:
+    """Rows as sorted lists of values, floats rounded to 12 significant digits (also inside the
+    JSON payloads of profiles_daily): the same aggregates summed in another order may differ in
+    the last bits."""
+    def value(v: object) -> object:
+        if isinstance(v, float):
+            return float(f"{v:.12g}")
+        if isinstance(v, (list, tuple)):
+            return [value(x) for x in v]
+        if isinstance(v, dict):
+            return {k: value(x) for k, x in v.items()}
+        if isinstance(v, str) and v[:1] in "{[":
+            try:
+                return value(json.loads(v))
+            except ValueError:
+                return v
+        return v if isinstance(v, (int, str, type(None))) else str(v)
+
+    return sorted(([value(r[k]) for k in sorted(r)] for r in rows), key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def step_stages(db: str, dump: str = "") -> dict:
+    """The compute step of one day, its steps timed one by one (see the module's docstring)."""
+    from offline_eval import thresholds
+    from offline_eval.config import DayConfig
+    from offline_eval.contract import INPUT_TABLES, OUTPUT_TABLES
+    from offline_eval.io.results import write_day
+    from offline_eval.io.snapshot import DaySnapshot
+    from offline_eval.io.spark import get_spark
+    from offline_eval.io.tables import Tables
+    from offline_eval.metrics.day import evaluate
+
+    s = settings(db)
+    spark = get_spark(s, tag="bench-stages")
+    tables = Tables(spark, s)
+    tables.ensure(OUTPUT_TABLES.values())
+    day = DayConfig(ds=DAY)
+    seconds: dict[str, float] = {}
+    run = f"{os.getpid()}-"
+
+    @contextmanager
+    def stage(name: str) -> Iterator[None]:
+        tag = f"{STAGE_TAG}{run}{name}"
+        spark.addTag(tag)
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            seconds[name] = seconds.get(name, 0.0) + time.monotonic() - t0
+            spark.removeTag(tag)
+
+    t0 = time.monotonic()
+    snapshot = DaySnapshot(tables, DAY)
+    with stage("read"):
+        for name in INPUT_TABLES:
+            snapshot.create(name).count()
+    t1 = time.monotonic()
+    prior = tables.read_range("orders", day.ds_offset(-day.repurchase_lookback_days), day.ds_offset(-1))
+    result = evaluate(snapshot.read, prior, day, thresholds.load().defaults, stage=stage)
+    t2 = time.monotonic()
+    write_day(tables, result, stage=stage)
+    t3 = time.monotonic()
+    snapshot.drop(INPUT_TABLES)
+    jobs: dict[str, dict] = {}
+    for job in _ui_jobs():
+        names = [t.split(STAGE_TAG + run, 1)[1] for t in job.get("jobTags", []) if STAGE_TAG + run in t]
+        for name in names:
+            j = jobs.setdefault(name, {"jobs": 0, "job_s": 0.0, "tasks": 0, "list": []})
+            j["jobs"] += 1
+            j["job_s"] += _job_seconds(job)
+            j["tasks"] += job.get("numTasks", 0)
+            j["list"].append([job["jobId"], round(_job_seconds(job), 3), job.get("numTasks", 0),
+                              job.get("name", "")[:120]])
+    if dump:
+        tables_out = {t: _canonical(tables.rows(t, [DAY]))
+                      for t in ("metrics_daily", "security_daily", "profiles_daily", "samples_daily")}
+        Path(dump).write_text(json.dumps(tables_out))
+    spark.stop()
+    return {"read_s": t1 - t0, "evaluate_s": t2 - t1, "write_s": t3 - t2, "compute_s": t3 - t1,
+            "stages": {k: {"s": v, **jobs.get(k, {"jobs": 0, "job_s": 0.0, "tasks": 0})} for k, v in seconds.items()}}
 
 
 def _grid_bucket_sql(x: str) -> str:
@@ -224,14 +337,19 @@ def step_duckdb(location: str) -> dict:
             "driver_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-STEPS = {"prepare": step_prepare, "ours": step_ours, "duckdb": step_duckdb}
+STEPS = {"prepare": step_prepare, "ours": step_ours, "duckdb": step_duckdb, "stages": step_stages}
 
 
 # ---------------------------------------------------------------- driver
 
-def run_step(name: str, *args: object, timeout: int = 3600) -> dict:
+def run_step(name: str, *args: object, timeout: int = 3600, package: Path | None = None) -> dict:
+    """Run one step in a fresh process; ``package``: a directory holding another copy of the
+    ``offline_eval`` package, imported instead of the working tree's."""
+    env = dict(os.environ)
+    if package is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(package), *filter(None, [env.get("PYTHONPATH")])])
     proc = subprocess.run([sys.executable, __file__, "--step", name, *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -256,12 +374,18 @@ def main() -> int:
     p.add_argument("--rows", default="1000000,10000000")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--engine-memory", default="8g", help="driver memory of the benchmark's own engine")
+    p.add_argument("--stages", action="store_true", help="profile the compute step stage by stage (no DuckDB)")
+    p.add_argument("--compare-with", type=Path, action="append", help="with --stages: a directory holding another "
+                   "copy of the offline_eval package, run alternately with the working tree's (repeatable)")
+    p.add_argument("--no-tree", action="store_true", help="with --compare-with: run only the given copies")
     p.add_argument("args", nargs="*")
     a = p.parse_args()
     if a.step:
         args = [int(x) if x.isdigit() else x for x in a.args]
         print(json.dumps(STEPS[a.step](*args), default=float))
         return 0
+    if a.stages:
+        return stages_main(a)
 
     with private_engine(ROOT / ".local" / "bench" / "pipeline", 15077, a.engine_memory) as engine_start:
         print(f"engine up in {engine_start:.1f}s", flush=True)
@@ -300,6 +424,80 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results)
+    return 0
+
+
+@contextmanager
+def _engine_with_ui(home: Path, port: int, memory: str) -> Iterator[float]:
+    """``private_engine`` with its Spark UI on STAGES_UI_PORT (the stage profile reads its jobs)."""
+    from offline_eval.config import Settings
+    from offline_eval.io.engine import Engine
+
+    os.environ.update(OFFLINE_EVAL_HOME=str(home), SPARK_REMOTE=f"sc://127.0.0.1:{port}",
+                      OFFLINE_EVAL_ENGINE_MEMORY=memory, OFFLINE_EVAL_SPARK_UI_PORT=str(STAGES_UI_PORT))
+    engine = Engine(Settings.from_env())
+    engine.stop()
+    t0 = time.monotonic()
+    engine.start()
+    try:
+        yield time.monotonic() - t0
+    finally:
+        engine.stop()
+
+
+def stages_main(a: argparse.Namespace) -> int:
+    """The compute step per stage, the working tree (and ``--compare-with``'s copy) alternating."""
+    variants: dict[str, Path | None] = {p.name: p.resolve() for p in a.compare_with or []}
+    if not a.no_tree:
+        variants["tree"] = None
+    dumps = ROOT / ".local" / "bench" / "stages"
+    dumps.mkdir(parents=True, exist_ok=True)
+    results: dict = {"rows": {}, "repeats": a.repeats, "machine": f"{os.cpu_count()} cores",
+                     "variants": {k: str(v) if v else "working tree" for k, v in variants.items()}}
+    # Its own state dir and port: the tables of the benchmark proper are left as they are.
+    with _engine_with_ui(ROOT / ".local" / "bench" / "stages", 15078, a.engine_memory) as engine_start:
+        print(f"engine up in {engine_start:.1f}s", flush=True)
+        for rows in [int(x) for x in a.rows.split(",")]:
+            db = f"bench_pipeline_{rows}"
+            prep = run_step("prepare", db, rows)
+            print(f"== {rows:,} impressions a day: prepared in {prep['prepare_s']:.0f}s", flush=True)
+            runs: dict[str, list[dict]] = {v: [] for v in variants}
+            for i in range(a.repeats):
+                for v, package in variants.items():
+                    r = run_step("stages", db, dumps / f"{rows}_{v}.json", package=package)
+                    runs[v].append(r)
+                    print(f"   run {i + 1} {v}: compute {r['compute_s']:.1f}s (evaluate {r['evaluate_s']:.1f}, "
+                          f"write {r['write_s']:.1f}); " + ", ".join(
+                              f"{k} {x['s']:.1f}s/{x['jobs']}j" for k, x in r["stages"].items()), flush=True)
+            summary = {}
+            for v, rs in runs.items():
+                names = list(dict.fromkeys(k for r in rs for k in r["stages"]))
+                summary[v] = {
+                    "compute_s": round(statistics.median(r["compute_s"] for r in rs), 2),
+                    "compute_runs_s": [round(r["compute_s"], 2) for r in rs],
+                    "runs": rs,
+                    "stages": {k: {"s": round(statistics.median(r["stages"].get(k, {"s": 0.0})["s"] for r in rs), 2),
+                                   "jobs": max(r["stages"].get(k, {"jobs": 0})["jobs"] for r in rs),
+                                   "job_s": round(statistics.median(r["stages"].get(k, {"job_s": 0.0})["job_s"]
+                                                                    for r in rs), 2)}
+                               for k in names},
+                }
+                total = sum(x["s"] for k, x in summary[v]["stages"].items() if k != "read")
+                print(f"   {rows:,} {v}: compute median {summary[v]['compute_s']:.1f}s "
+                      f"(runs {summary[v]['compute_runs_s']})", flush=True)
+                for k, x in summary[v]["stages"].items():
+                    share = f"{100 * x['s'] / total:4.0f}%" if k != "read" and total else "     "
+                    print(f"      {k:<22} {x['s']:6.2f}s {share}  {x['jobs']:3d} jobs  {x['job_s']:6.2f}s in jobs")
+            if len(variants) > 1:
+                written = {v: json.loads((dumps / f"{rows}_{v}.json").read_text()) for v in variants}
+                first = next(iter(written.values()))
+                same = all(w == first for w in written.values())
+                summary["same_tables"] = same
+                print(f"   {rows:,}: all write the same tables (floats to 12 digits): {same}", flush=True)
+            results["rows"][str(rows)] = summary
+    out = ROOT / "bench" / "results" / "pipeline_stages.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
 from offline_eval import failpoints
@@ -19,20 +20,26 @@ if TYPE_CHECKING:
     from offline_eval.metrics.day import DayResult
 
 
-def write_day(tables: Tables, result: DayResult, *, metrics: bool = True) -> dict[str, int]:
+def write_day(tables: Tables, result: DayResult, *, metrics: bool = True,
+              stage: Callable[[str], AbstractContextManager] = lambda _name: nullcontext()) -> dict[str, int]:
     """A day's evaluation: its metrics (unless it is a history day profiled for a reference),
-    its profile and its sample. Each table's ds partition is replaced in one write."""
+    its profile and its sample. Each table's ds partition is replaced in one write.
+    ``stage(name)`` is entered around each write (for whoever times them)."""
     from pyspark.sql import functions as F
 
     written = {}
     if metrics:
-        written["metrics_daily"] = tables.write_rows([MetricRow.of(m).to_row() for m in result.metrics],
-                                                     "metrics_daily", ds=result.ds)
+        with stage("write_metrics"):
+            written["metrics_daily"] = tables.write_rows([MetricRow.of(m).to_row() for m in result.metrics],
+                                                         "metrics_daily", ds=result.ds)
         failpoints.reach("results.between_writes")
-        written["security_daily"] = tables.write_rows(result.findings, "security_daily", ds=result.ds)
-    written["profiles_daily"] = profile_store.write_day(tables, result.profiles.values(), result.ds)
-    tables.overwrite(result.sample.withColumn("ds", F.lit(result.ds)), "samples_daily", expected_ds=[result.ds],
-                     check=False)
+        with stage("write_security"):
+            written["security_daily"] = tables.write_rows(result.findings, "security_daily", ds=result.ds)
+    with stage("write_profiles"):
+        written["profiles_daily"] = profile_store.write_day(tables, result.profiles.values(), result.ds)
+    with stage("write_sample"):
+        tables.overwrite(result.sample.withColumn("ds", F.lit(result.ds)), "samples_daily",
+                         expected_ds=[result.ds], check=False)
     return written
 
 

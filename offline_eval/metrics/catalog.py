@@ -25,29 +25,34 @@ def catalog_coverage(impressions: DataFrame, items: DataFrame, ds: str, new_item
 
     age = F.datediff(F.lit(ds).cast("date"), F.col("first_listed_date"))
     new_items = items.where((age >= 0) & (age < new_item_days)).select("item_id").distinct()
-    n_new = new_items.count()
-    popularity = impressions.groupBy("item_id").agg(F.count("*").alias("shown"))
-    n_shown = popularity.count()
-    head_size = int(HEAD_SHARE * n_shown)
-    # One partition for the ranking: one row per shown item of the day.
-    ranked = popularity.withColumn("rank", F.row_number().over(Window.orderBy(F.desc("shown"), "item_id")))
-    tail = ranked.where(F.col("rank") > head_size).select("item_id").withColumn("tail", F.lit(1))
+    # Impressions per (arm, item), once: the item popularity of the day is their sum, and the
+    # distinct counts below are plain sums.
+    shown = impressions.groupBy(*VERSION_ARM, "item_id").agg(F.count("*").alias("shown"))
+    popularity = shown.groupBy("item_id").agg(F.sum("shown").alias("shown"))
+    # One partition for the ranking: one row per shown item of the day. The head's size is
+    # int(HEAD_SHARE * items shown), taken in the same window (the double product, truncated).
+    everything = Window.partitionBy()
+    ranked = (popularity
+              .withColumn("rank", F.row_number().over(Window.orderBy(F.desc("shown"), "item_id")))
+              .withColumn("head_size", F.floor(F.lit(HEAD_SHARE) * F.count("*").over(everything))))
+    tail = ranked.where(F.col("rank") > F.col("head_size")).select("item_id").withColumn("tail", F.lit(1))
     fresh = new_items.withColumn("new", F.lit(1))
-    # Impressions per (arm, item) first: the distinct counts below are then plain sums.
+    n_new = new_items.agg(F.count("*").alias("n_new"))
     per_arm = (
-        impressions.groupBy(*VERSION_ARM, "item_id").agg(F.count("*").alias("shown"))
+        shown
         .join(F.broadcast(tail), on="item_id", how="left")
         .join(F.broadcast(fresh), on="item_id", how="left")
         .fillna(0, subset=["tail", "new"])
         .groupBy(*VERSION_ARM)
         .agg(F.sum("shown").alias("impressions"), F.sum(F.col("shown") * F.col("tail")).alias("tail_impressions"),
              F.count("*").alias("items"), F.sum("tail").alias("tail_items"), F.sum("new").alias("new_items"))
+        .crossJoin(n_new)
         .collect()
     )
     out = []
     for r in per_arm:
         key = {k: r[k] for k in VERSION_ARM}
-        for metric, num, den in (("new_item_coverage", r["new_items"], n_new),
+        for metric, num, den in (("new_item_coverage", r["new_items"], r["n_new"]),
                                  ("long_tail_impression_share", r["tail_impressions"], r["impressions"]),
                                  ("long_tail_item_share", r["tail_items"], r["items"])):
             out.append({**key, "segment": "all", "metric": metric, "value": num / den if den else None,

@@ -102,19 +102,26 @@ def with_prior_buyers(funnel: DataFrame, prior_orders: DataFrame) -> DataFrame:
     return funnel.join(prior, on="user_id", how="left").fillna(False, subset=["has_prior_order"])
 
 
-def _explode_segments(rows: DataFrame) -> DataFrame:
+def _explode_segments(cells: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
     segs = F.array_compact(F.array(F.lit(SEGMENT_ALL), F.col("user_segment"), F.col("item_segment")))
-    return rows.withColumn("segment", F.explode(segs))
+    return cells.withColumn("segment", F.explode(segs))
 
 
-def _segment_aggregates(rows: DataFrame) -> DataFrame:
-    """Two-phase aggregation: per user first, then per group. Distinct-user counts become
-    plain counts of user rows, which avoids Spark's Expand of one copy per countDistinct."""
+def _cells(rows: DataFrame) -> DataFrame:
+    """The one aggregation of the impression rows behind every business metric: sums per
+    (group, experiment, user, user segment, item segment, category) cell.
+
+    The per-user sums, the category mix and the grid of groups are all sums of these cells, so
+    the rows (the funnel's joins, which are not cached: caching them cost more than computing
+    them again) are computed once per query, in this aggregation's one shuffle that every
+    consumer reads. "all" and the user and item segments partition the same rows, so a segment
+    is a sum of whole cells, and only the cells, not every impression three times, pass the
+    segment explode."""
     from pyspark.sql import functions as F
 
-    per_user = rows.groupBy(*GROUP_KEYS, "segment", "user_id").agg(
+    return rows.groupBy(*GROUP_KEYS, "experiment_id", "user_id", "user_segment", "item_segment", "category").agg(
         F.count("*").alias("impressions"),
         F.sum("clicked").alias("clicks"),
         F.sum("carts").alias("add_to_carts"),
@@ -125,6 +132,26 @@ def _segment_aggregates(rows: DataFrame) -> DataFrame:
         F.max(F.col("has_prior_order")).alias("has_prior_order"),
         F.max(F.col("is_new_user")).alias("is_new_user"),
     )
+
+
+def _per_user(cells: DataFrame) -> DataFrame:
+    """Per (group, segment, user): the user's sums and flags in that segment."""
+    from pyspark.sql import functions as F
+
+    return _explode_segments(cells).groupBy(*GROUP_KEYS, "segment", "user_id").agg(
+        *[F.sum(c).alias(c) for c in ("impressions", "clicks", "add_to_carts", "orders", "units", "gmv",
+                                      "new_item_impressions")],
+        F.max(F.col("has_prior_order")).alias("has_prior_order"),
+        F.max(F.col("is_new_user")).alias("is_new_user"),
+    )
+
+
+def _segment_aggregates(per_user: DataFrame) -> DataFrame:
+    """Two-phase aggregation: per user first (``_per_user``), then per group. Distinct-user
+    counts become plain counts of user rows, which avoids Spark's Expand of one copy per
+    countDistinct."""
+    from pyspark.sql import functions as F
+
     bought = F.col("orders") > 0
     return per_user.groupBy(*GROUP_KEYS, "segment").agg(
         *[F.sum(c).alias(c) for c in ("impressions", "clicks", "add_to_carts", "orders", "units", "gmv",
@@ -136,19 +163,20 @@ def _segment_aggregates(rows: DataFrame) -> DataFrame:
     )
 
 
-def _category_entropy(rows: DataFrame) -> DataFrame:
+def _category_entropy(cells: DataFrame) -> DataFrame:
     """Shannon entropy (bits) of the category mix of impressions: log2 N - sum(n log2 n) / N."""
     from pyspark.sql import functions as F
 
-    per_cat = rows.groupBy(*GROUP_KEYS, "segment", "category").agg(F.count("*").alias("n"))
+    per_cat = _explode_segments(cells).groupBy(*GROUP_KEYS, "segment", "category").agg(
+        F.sum("impressions").alias("n"))
     return per_cat.groupBy(*GROUP_KEYS, "segment").agg(
         (F.log2(F.sum("n")) - F.sum(F.col("n") * F.log2("n")) / F.sum("n")).alias(ENTROPY)
     )
 
 
-def _coverage(rows: DataFrame, sessions: DataFrame, grid: DataFrame) -> DataFrame:
+def _coverage(per_user: DataFrame, sessions: DataFrame, grid: DataFrame) -> DataFrame:
     """Per version: new users active on ds (any session in its experiment arm), and how many of
-    them were shown at least one recommendation by that version."""
+    them were shown at least one recommendation by that version (a user row of segment "all")."""
     from pyspark.sql import functions as F
 
     active = (
@@ -157,7 +185,8 @@ def _coverage(rows: DataFrame, sessions: DataFrame, grid: DataFrame) -> DataFram
         .select(*GROUP_KEYS, "user_id")
         .distinct()
     )
-    shown = rows.select(*GROUP_KEYS, "user_id").distinct().withColumn("shown", F.lit(1))
+    shown = (per_user.where(F.col("segment") == SEGMENT_ALL).select(*GROUP_KEYS, "user_id")
+             .withColumn("shown", F.lit(1)))
     return (
         active.join(shown, on=[*GROUP_KEYS, "user_id"], how="left")
         .groupBy(*GROUP_KEYS)
@@ -172,17 +201,21 @@ def daily_metrics(rows: DataFrame, sessions: DataFrame, ds: str) -> DataFrame:
     ``rows``: impression grain from ``impression_funnel`` + ``with_segments`` + ``with_prior_buyers``.
     ``sessions``: the day's sessions with ``is_new_user`` (see ``sessions_with_newness``).
     """
+    from pyspark.sql import functions as F
 
-    exploded = _explode_segments(rows)
-    grid_keys = rows.select(*GROUP_KEYS, "experiment_id").distinct()
+    cells = _cells(rows)
+    per_user = _per_user(cells)
+    grid_keys = cells.select(*GROUP_KEYS, "experiment_id").distinct()
     grid = grid_keys.select(*GROUP_KEYS).distinct().crossJoin(
         rows.sparkSession.createDataFrame([(s,) for s in SEGMENTS], "segment string")
     )
     wide = (
-        grid.join(_segment_aggregates(exploded), on=[*GROUP_KEYS, "segment"], how="left")
+        # Each side is one row per (group, segment) at most: broadcast, so the grid is never
+        # shuffled again for each join.
+        grid.join(F.broadcast(_segment_aggregates(per_user)), on=[*GROUP_KEYS, "segment"], how="left")
         .fillna(0, subset=list(COUNT_COLUMNS))
-        .join(_category_entropy(exploded), on=[*GROUP_KEYS, "segment"], how="left")
-        .join(_coverage(rows, sessions, grid_keys), on=[*GROUP_KEYS, "segment"], how="left")
+        .join(F.broadcast(_category_entropy(cells)), on=[*GROUP_KEYS, "segment"], how="left")
+        .join(F.broadcast(_coverage(per_user, sessions, grid_keys)), on=[*GROUP_KEYS, "segment"], how="left")
         .fillna(0, subset=[COVERAGE.numerator, COVERAGE.denominator])
     )
     return _to_long(wide, ds)

@@ -13,7 +13,8 @@ reference window's history, built by the baselines task).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,9 @@ SAMPLE_COLUMNS = (*numeric_features(IMPRESSIONS), *categorical_features(IMPRESSI
 PROFILE_SEGMENTS = ("all", "new_users", "returning_users")  # score bins kept per user segment
 
 Reader = Callable[[str], "DataFrame"]
+# Names each step of ``evaluate`` for whoever times it (the compute job's log, the benchmark's
+# per-stage profile): ``stage(name)`` is entered around the step's Spark work.
+Stage = Callable[[str], AbstractContextManager]
 # The metrics whose daily lifts carry intervals (stats/lifts.py), defined as in the readout.
 LIFT_SPECS = (MetricSpec("ctr", "ratio", "clicks", denominator="impressions"),
               MetricSpec("cvr", "ratio", "orders", denominator="clicks"),
@@ -61,48 +65,74 @@ class DayResult:
         return sorted(self.profiles)
 
 
-def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: Thresholds = DEFAULT) -> DayResult:
+def _untimed(_name: str) -> AbstractContextManager:
+    return nullcontext()
+
+
+@contextmanager
+def _cached(df: DataFrame) -> Iterator[DataFrame]:
+    """``df`` cached for the block, and released after it."""
+    cached = df.cache()
+    try:
+        yield cached
+    finally:
+        cached.unpersist()
+
+
+def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: Thresholds = DEFAULT, *,
+             stage: Stage = _untimed) -> DayResult:
     """Evaluate one day. ``read(table)`` returns the day's partition of an input table;
     ``prior_orders`` the orders of the repurchase lookback window before it; ``thresholds``
     the security layer's rules."""
     impressions = read("impressions")
     users, items, clicks, requests = read("users"), read("items"), read("clicks"), read("requests")
-    small = clicks.count() <= BROADCAST_CLICKS_MAX  # a count of the cached day: no read
+    with stage("count_clicks"):
+        small = clicks.count() <= BROADCAST_CLICKS_MAX  # a count of the cached day: no read
     funnel = impression_funnel(impressions, clicks, read("add_to_cart"), read("orders"), small=small)
     rows = (
         funnel.transform(lambda df: with_segments(df, users, items, day.ds, day.new_user_days, day.new_item_days))
         .transform(lambda df: with_prior_buyers(df, prior_orders))
-        .cache()
     )
-    try:
+    # Cached for its consumers (the business metrics, quality, unit moments, the security
+    # layer). Computing them again per consumer instead was measured (bench/pipeline_bench.py
+    # --stages): cheaper on an idle engine at 1M impressions, slower under load, so not taken.
+    with _cached(rows) as rows:
         sessions = sessions_with_newness(read("sessions"), users, day.ds, day.new_user_days)
-        business = [r.asDict() for r in daily_metrics(rows, sessions, day.ds).collect()]
+        with stage("business"):
+            business = [r.asDict() for r in daily_metrics(rows, sessions, day.ds).collect()]
         # The business metrics name every (model, version, variant) and count their impressions:
         # the passes below need not look them up again.
         variants = {(m["model_name"], m["model_version"], m["variant"]) for m in business}
-        quality, bins = quality_metrics(rows, day.ds, SEGMENTS, groups=variants)
-        moments = unit_moments(rows)
-        sec = security(requests, impressions, clicks, read("orders"), items, thresholds)
+        with stage("quality"):
+            quality, bins = quality_metrics(rows, day.ds, SEGMENTS, groups=variants)
+        with stage("unit_moments"):
+            moments = unit_moments(rows)
+        with stage("security"):
+            sec = security(requests, impressions, clicks, read("orders"), items, thresholds)
         clean_sessions = sessions_with_newness(read("sessions").join(sec.flagged_sessions, on="session_id",
                                                                      how="left_anti"), users, day.ds, day.new_user_days)
-        system = system_metrics(requests)
-        serving = [
-            *catalog_coverage(impressions, items, day.ds, day.new_item_days),
-            *system,
-            *security_metrics(requests, rows, sec,
-                              lambda r: [x.asDict() for x in daily_metrics(r, clean_sessions, day.ds).collect()],
-                              business + system),
-        ]
-    finally:
-        rows.unpersist()
+        with stage("system"):
+            system = system_metrics(requests)
+        with stage("catalog"):
+            catalog = catalog_coverage(impressions, items, day.ds, day.new_item_days)
+        with stage("security_metrics"):
+            serving = [
+                *catalog,
+                *system,
+                *security_metrics(requests, rows, sec,
+                                  lambda r: [x.asDict() for x in daily_metrics(r, clean_sessions, day.ds).collect()],
+                                  business + system),
+            ]
     metrics = [{c: m[c] for c in METRICS_DAILY.column_names} for m in (*business, *quality, *serving)]
     sizes: dict[tuple, int] = {}
     for m in business:
         if m["metric"] == "impressions" and m["segment"] == "all":
             key = (m["model_name"], m["model_version"])
             sizes[key] = sizes.get(key, 0) + int(m["value"])
-    numeric = numeric_profiles(impressions, VERSION_KEYS, NUMERIC_MONITORED, groups=list(sizes))
-    categorical = categorical_counts(impressions, VERSION_KEYS, CATEGORICAL_MONITORED)
+    with stage("numeric_profile"):
+        numeric = numeric_profiles(impressions, VERSION_KEYS, NUMERIC_MONITORED, groups=list(sizes))
+    with stage("categorical_profile"):
+        categorical = categorical_counts(impressions, VERSION_KEYS, CATEGORICAL_MONITORED)
     profiles = {}
     for key in sorted(set(numeric) | {(m["model_name"], m["model_version"]) for m in metrics}):
         profiles[key] = Profile(

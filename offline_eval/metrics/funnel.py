@@ -60,15 +60,19 @@ def attributed_clicks(impressions: DataFrame, clicks: DataFrame, *, broadcast: b
     return distinct.join(shown.hint("merge"), on=list(IMPRESSION_KEYS), how="inner")
 
 
-def attribute_events(events: DataFrame, clicks: DataFrame, event_id: str, event_ts: str) -> DataFrame:
+def attribute_events(events: DataFrame, clicks: DataFrame, event_id: str, event_ts: str, *,
+                     broadcast: bool = False) -> DataFrame:
     """Each event -> (request_id, item_id) of the user's last click on that item at or before it.
 
     ``clicks`` is the output of ``attributed_clicks``. Events with no such click are dropped.
+    ``broadcast``: the clicks are few (see ``attributed_clicks``): they are the broadcast side,
+    so the carts and the orders probe one broadcast of the attributed clicks, built by one
+    scan of the impressions.
     """
     from pyspark.sql import functions as F
 
     e = events.alias("e")
-    c = clicks.alias("c")
+    c = (F.broadcast(clicks) if broadcast else clicks).alias("c")
     cond = (
         (F.col("e.user_id") == F.col("c.user_id"))
         & (F.col("e.item_id") == F.col("c.item_id"))
@@ -103,12 +107,12 @@ def impression_funnel(
     keys = list(IMPRESSION_KEYS)
     clicked = attributed_clicks(impressions, clicks, broadcast=small)
     carts = (
-        attribute_events(add_to_cart, clicked, "cart_event_id", "event_ts")
+        attribute_events(add_to_cart, clicked, "cart_event_id", "event_ts", broadcast=small)
         .groupBy(*keys)
         .agg(F.count("*").alias("carts"))
     )
     bought = (
-        attribute_events(orders, clicked, "order_id", "order_ts")
+        attribute_events(orders, clicked, "order_id", "order_ts", broadcast=small)
         .groupBy(*keys)
         .agg(
             F.count("*").alias("orders"),
@@ -116,10 +120,14 @@ def impression_funnel(
             F.sum(F.col("quantity") * F.col("price")).alias("gmv"),
         )
     )
+    # The clicked impressions are the impressions whose keys have a click: the outcomes are keyed
+    # by the click log's keys, which the join to the impressions below matches exactly as it
+    # would the attributed clicks' (carts and orders are attributed to those, so their keys are
+    # among them), without another scan of the impressions.
     outcomes = (
-        clicked.select(*keys).distinct().withColumn("clicked", F.lit(1))
-        .join(carts, on=keys, how="left")
-        .join(bought, on=keys, how="left")
+        clicks.where("click_ts IS NOT NULL").select(*keys).distinct().withColumn("clicked", F.lit(1))
+        .join(F.broadcast(carts) if small else carts, on=keys, how="left")
+        .join(F.broadcast(bought) if small else bought, on=keys, how="left")
     )
     return (
         impressions.select(*FUNNEL_COLUMNS[:9])
