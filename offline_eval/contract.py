@@ -251,10 +251,11 @@ SAMPLES_DAILY = TableSpec(
         *IMPRESSION_FEATURES_NUMERIC,
         *IMPRESSION_FEATURES_CATEGORICAL,
         ("score", "double"),
+        ("clicked", "int"),  # 1 if the impression has a click; null in partitions written before it
     ),
     keys=(),
-    description="A bounded, deterministic sample of each day's impressions per model version (the "
-    "Evidently report's current and reference data).",
+    description="A bounded, deterministic sample of each day's impressions per model version with its "
+    "click label (the Evidently report's current and reference data, its model quality on the sample).",
 )
 
 CONCEPT_DRIFT_DAILY = TableSpec(

@@ -126,6 +126,17 @@ class Tables:
 
     def _check_columns(self, spec: TableSpec) -> None:
         got = [c.name for c in self.spark.catalog.listColumns(f"{self.database}.{spec.name}")]
+        data, partitions = got[: len(got) - len(spec.partition_names)], got[len(got) - len(spec.partition_names):]
+        wanted = spec.column_names
+        if (got != spec.all_columns and partitions == list(spec.partition_names) and len(data) < len(wanted)
+                and wanted[: len(data)] == data):
+            # A release that only appended nullable columns: add them; older partitions read them as null.
+            added = [(c, t) for c, t in spec.columns if c not in data]
+            log.info("table %s: adding the column(s) %s of this release (older partitions read them as null)",
+                     self.qualified(spec.name), ", ".join(c for c, _ in added))
+            self.spark.sql(f"ALTER TABLE {self.qualified(spec.name)} ADD COLUMNS "
+                           f"({', '.join(f'`{c}` {t}' for c, t in added)})")
+            got = [c.name for c in self.spark.catalog.listColumns(f"{self.database}.{spec.name}")]
         if got != spec.all_columns:
             raise DataError(
                 f"table {self.database}.{spec.name} has columns {got}, the contract has {spec.all_columns} "

@@ -23,7 +23,7 @@ from offline_eval.contract import IMPRESSIONS, METRICS_DAILY, categorical_featur
 from offline_eval.metrics.ab import MetricSpec, arm_moments
 from offline_eval.metrics.catalog import catalog_coverage
 from offline_eval.metrics.daily import SEGMENTS, daily_metrics, sessions_with_newness, with_prior_buyers, with_segments
-from offline_eval.metrics.funnel import BROADCAST_CLICKS_MAX, impression_funnel
+from offline_eval.metrics.funnel import BROADCAST_CLICKS_MAX, IMPRESSION_KEYS, impression_funnel
 from offline_eval.metrics.profile import categorical_counts, numeric_profiles
 from offline_eval.metrics.quality import quality_metrics
 from offline_eval.metrics.sample import bounded_sample
@@ -40,6 +40,7 @@ VERSION_KEYS = ("model_name", "model_version")
 NUMERIC_MONITORED = (*numeric_features(IMPRESSIONS), "score")
 CATEGORICAL_MONITORED = tuple(categorical_features(IMPRESSIONS))
 SAMPLE_COLUMNS = (*numeric_features(IMPRESSIONS), *categorical_features(IMPRESSIONS), "score")
+SAMPLE_LABEL = "clicked"
 PROFILE_SEGMENTS = ("all", "new_users", "returning_users")  # score bins kept per user segment
 
 Reader = Callable[[str], "DataFrame"]
@@ -146,8 +147,23 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: 
             moments={(variant, metric): mom for (name, version, variant, metric), mom in moments.items()
                      if (name, version) == key},
         )
-    sample = bounded_sample(impressions, SAMPLE_COLUMNS, day.sample_rows, seed=day.ds, sizes=sizes)
+    with stage("sample"):
+        sample = labelled(bounded_sample(impressions, (*SAMPLE_COLUMNS, *IMPRESSION_KEYS), day.sample_rows,
+                                         seed=day.ds, sizes=sizes), clicks)
     return DayResult(day.ds, metrics, profiles, sample, sec.findings)
+
+
+def labelled(sample: DataFrame, clicks: DataFrame) -> DataFrame:
+    """The sample with ``clicked`` (1 if the click log has a click on that impression, as the
+    funnel counts it), without the impression keys: the join is of the bounded sample with the
+    day's distinct clicked keys, so it stays small whatever the day's size."""
+    from pyspark.sql import functions as F
+
+    keys = list(IMPRESSION_KEYS)
+    hit = clicks.where("click_ts IS NOT NULL").select(*keys).distinct().withColumn("_hit", F.lit(1))
+    return (sample.join(hit, on=keys, how="left")
+            .withColumn(SAMPLE_LABEL, F.coalesce(F.col("_hit"), F.lit(0)).cast("int"))
+            .select("model_name", "model_version", *SAMPLE_COLUMNS, SAMPLE_LABEL))
 
 
 def unit_moments(rows: DataFrame) -> dict[tuple[str, str, str, str], Moments]:

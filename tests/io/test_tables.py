@@ -75,3 +75,21 @@ def test_write_rows_replaces_the_partition_and_drops_it_when_empty(spark, settin
     assert [(r["metric"], r["value"]) for r in tables.rows("metrics_daily", ["2030-03-01"])] == [("ctr", 0.7)]
     assert tables.write_rows([], "metrics_daily", ds="2030-03-01") == 0
     assert not tables.has_partition("metrics_daily", "2030-03-01")
+
+
+def test_a_table_of_a_release_that_only_appended_columns_gains_them(spark, settings):
+    """samples_daily as the previous release wrote it (no ``clicked``): ensure adds the column,
+    and the old partition reads it as null."""
+    from offline_eval.contract import SAMPLES_DAILY, TableSpec
+
+    tables = Tables(spark, settings)
+    tables.ensure()
+    old = TableSpec("samples_old_release", SAMPLES_DAILY.columns[:-1], (), "")
+    spark.sql(f"CREATE TABLE {tables.qualified(old.name)} ({old.ddl_columns()}) USING parquet PARTITIONED BY (ds)")
+    spark.sql(f"INSERT INTO {tables.qualified(old.name)} (model_name, model_version, score, ds) "
+              "VALUES ('m', 'v1', 0.25, '2026-06-01')")
+    new = TableSpec(old.name, SAMPLES_DAILY.columns, (), "")
+    tables.ensure([new])
+    assert [c.name for c in spark.catalog.listColumns(f"{settings.database}.{old.name}")] == new.all_columns
+    (row,) = spark.sql(f"SELECT score, clicked FROM {tables.qualified(old.name)}").collect()
+    assert (row["score"], row["clicked"]) == (0.25, None)
