@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -99,7 +100,9 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
             write_report_folder, current=current, reference=reference,
             title=f"{name} {version} {day.ds} vs {reference_ds}", psi_edges=psi_edges, validation=validation,
             ds=day.ds, labels={"model_name": name, "model_version": version, "cadence": day.cadence},
-            headline=DayHeadline(version_rows, lifts.get(key, []), incidents, drift_rows, concept_rows),
+            headline=DayHeadline(version_rows, lifts.get(key, []), incidents, drift_rows, concept_rows,
+                                 validation=validation_status(validation),
+                                 data_docs=os.path.relpath(data_docs_page(settings, day.ds), out_dir)),
             assets_dir=report_assets_dir(settings), files={
                 "metrics.json": version_rows, "alerts.json": alert_rows,
                 "incidents.json": incidents,

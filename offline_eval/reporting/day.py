@@ -39,6 +39,9 @@ class DayHeadline:
     incidents: Sequence[Mapping[str, Any]] = ()
     drift: Sequence[Mapping[str, Any]] = ()
     concept: Sequence[Mapping[str, Any]] = ()
+    # The day's input validation: its status, and the URL of its Data Docs relative to the page.
+    validation: str | None = None
+    data_docs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ def render(*, title: str, model_name: str, model_version: str, ds: str, headline
     drift_ref = [r for r in h.drift if r.get("reference") == DRIFT_REFERENCE]
     return _environment().get_template("day.html.j2").render(
         title=title, model_name=model_name, model_version=model_version, ds=ds, has_headline=headline is not None,
+        validation=h.validation, data_docs=h.data_docs,
         references=[label for _, label in REFERENCES], headline=metric_table(h.metrics, h.lifts),
         quality=metric_table(h.metrics, (), QUALITY), calibration=calibration(h.concept),
         incidents=incidents(h.incidents), drifted=top_drifted(h.drift),

@@ -297,3 +297,17 @@ def test_the_snapshot_carries_the_day_it_describes_and_its_labels(tmp_path):
     assert set(snap["tags"]) == {"cadence=daily", "model_name=home_feed_ctr", "model_version=v2"}
     assert snap["metadata"]["model_version"] == "v2" and snap["metadata"]["ds"] == "2026-06-11"
     assert snap["metrics"]  # the results are still there
+
+
+def test_the_page_links_the_days_validation_and_its_data_docs(tmp_path):
+    import dataclasses
+
+    d = _day_dir(tmp_path)
+    docs = f"../../../validation/{DS}/data_docs/index.html"
+    build_report(_frame(50, ["ios"], 1), _frame(50, ["ios"], 2), d, "linked", ds=DS,
+                 headline=dataclasses.replace(HEADLINE, validation="passed", data_docs=docs))
+    page = (d / "report.html").read_text()
+    assert "Input validation: <b>passed</b>" in page
+    assert f'<a href="{docs}">Data Docs</a>' in page and '<a href="validation.json">' in page
+    # the relative URL leads from the report's folder to the day's site under reports/validation
+    assert (d / docs).resolve() == (tmp_path / "reports" / "validation" / DS / "data_docs" / "index.html").resolve()
