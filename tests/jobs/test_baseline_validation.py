@@ -83,7 +83,7 @@ def test_a_weekly_reference_reads_no_input_table(spark, settings, small_world):
 def test_unreadable_or_missing_validation_results(settings):
     from offline_eval.io.paths import failed_validation_days, validation_dir, write_json_atomic
 
-    ok, broken, never = "2026-09-01", "2026-09-02", "2026-09-03"
+    ok, broken, never = "2027-03-01", "2027-03-02", "2027-03-03"  # days no other test validates
     write_json_atomic(validation_dir(settings, ok) / "validation.json", {"ds": ok, "success": True})
     (validation_dir(settings, broken)).mkdir(parents=True)
     (validation_dir(settings, broken) / "validation.json").write_text("{not json")
