@@ -427,24 +427,6 @@ def main() -> int:
     return 0
 
 
-@contextmanager
-def _engine_with_ui(home: Path, port: int, memory: str) -> Iterator[float]:
-    """``private_engine`` with its Spark UI on STAGES_UI_PORT (the stage profile reads its jobs)."""
-    from offline_eval.config import Settings
-    from offline_eval.io.engine import Engine
-
-    os.environ.update(OFFLINE_EVAL_HOME=str(home), SPARK_REMOTE=f"sc://127.0.0.1:{port}",
-                      OFFLINE_EVAL_ENGINE_MEMORY=memory, OFFLINE_EVAL_SPARK_UI_PORT=str(STAGES_UI_PORT))
-    engine = Engine(Settings.from_env())
-    engine.stop()
-    t0 = time.monotonic()
-    engine.start()
-    try:
-        yield time.monotonic() - t0
-    finally:
-        engine.stop()
-
-
 def stages_main(a: argparse.Namespace) -> int:
     """The compute step per stage, the working tree (and ``--compare-with``'s copy) alternating."""
     variants: dict[str, Path | None] = {p.name: p.resolve() for p in a.compare_with or []}
@@ -455,7 +437,7 @@ def stages_main(a: argparse.Namespace) -> int:
     results: dict = {"rows": {}, "repeats": a.repeats, "machine": f"{os.cpu_count()} cores",
                      "variants": {k: str(v) if v else "working tree" for k, v in variants.items()}}
     # Its own state dir and port: the tables of the benchmark proper are left as they are.
-    with _engine_with_ui(ROOT / ".local" / "bench" / "stages", 15078, a.engine_memory) as engine_start:
+    with private_engine(ROOT / ".local" / "bench" / "stages", 15078, a.engine_memory, ui_port=STAGES_UI_PORT) as engine_start:
         print(f"engine up in {engine_start:.1f}s", flush=True)
         for rows in [int(x) for x in a.rows.split(",")]:
             db = f"bench_pipeline_{rows}"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,3 +23,15 @@ def render_template(name: str, **context: Any) -> str:
     """Render ``templates/<name>`` with autoescape on: every string from the data is escaped
     unless it is wrapped in ``markupsafe.Markup`` by code that built it safely."""
     return _environment().get_template(name).render(**context)
+
+
+def fmt(value: float | None, kind: str, digits: int = 4) -> str:
+    """A number as the report pages show it: ``pct`` (2 decimals), ``int`` (thousands
+    separated), else ``digits`` decimals below 100 and none above; a dash when missing."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    if kind == "pct":
+        return f"{value:.2%}"
+    if kind == "int":
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}" if abs(value) < 100 else f"{value:,.0f}"

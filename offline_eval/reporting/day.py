@@ -8,14 +8,15 @@ string from the data is escaped; the one block inserted unescaped is Evidently's
 caller makes inert (``safe_html``)."""
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from offline_eval.reporting import fmt, render_template
+
 if TYPE_CHECKING:
-    import jinja2
+    pass
 
 # (metric, label, kind) of the headline, from metrics_daily's names (segment "all").
 HEADLINE = (("ctr", "CTR", "pct"), ("cvr", "CVR", "pct"), ("gmv_per_user", "GMV per user", "num"),
@@ -70,16 +71,6 @@ class Widgets:
     has_label: bool = False
     sections: Sequence[str] = field(default_factory=tuple)
     features: Sequence[FeatureStats] = field(default_factory=tuple)
-
-
-def fmt(value: float | None, kind: str) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    if kind == "pct":
-        return f"{value:.2%}"
-    if kind == "int":
-        return f"{value:,.0f}"
-    return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
 def fmt_lift(value: float | None) -> str:
@@ -158,14 +149,6 @@ def feature_rows(features: Sequence[FeatureStats]) -> list[dict[str, Any]]:
     return out
 
 
-@functools.cache
-def _environment() -> jinja2.Environment:
-    import jinja2
-
-    return jinja2.Environment(loader=jinja2.PackageLoader("offline_eval.reporting", "templates"),
-                              autoescape=True, undefined=jinja2.StrictUndefined)
-
-
 def render(*, title: str, model_name: str, model_version: str, ds: str, headline: DayHeadline | None,
            widgets: Widgets) -> str:
     """The whole page. Without ``headline`` (no result rows given) the page says so and shows
@@ -174,7 +157,7 @@ def render(*, title: str, model_name: str, model_version: str, ds: str, headline
 
     h = headline or DayHeadline()
     drift_ref = [r for r in h.drift if r.get("reference") == DRIFT_REFERENCE]
-    return _environment().get_template("day.html.j2").render(
+    return render_template("day.html.j2",
         title=title, model_name=model_name, model_version=model_version, ds=ds, has_headline=headline is not None,
         validation=h.validation, data_docs=h.data_docs,
         references=[label for _, label in REFERENCES], headline=metric_table(h.metrics, h.lifts),

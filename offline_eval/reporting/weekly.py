@@ -3,11 +3,10 @@ incidents and its drift against the week before. A Jinja2 template with autoesca
 string from the data is escaped."""
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from offline_eval.reporting import render_template
+from offline_eval.reporting import fmt, render_template
 
 HEADLINE = (
     ("ctr", "CTR", "pct"), ("cvr", "CVR", "pct"), ("gmv_per_user", "GMV per user", "num"), ("gmv", "GMV", "num"),
@@ -21,13 +20,7 @@ HEADLINE = (
 
 
 def _fmt(value: float | None, kind: str) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    if kind == "pct":
-        return f"{value:.2%}"
-    if kind == "int":
-        return f"{value:,.0f}"
-    return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return fmt(value, kind, digits=3)
 
 
 def render(*, model_name: str, model_version: str, days: Sequence[str], daily: Mapping[str, Mapping[str, float]],
