@@ -152,6 +152,21 @@ def test_a_rerun_of_a_day_replaces_that_versions_numbers(ws_settings):
     assert len(_runs(ws_settings, "home_feed_ctr")) == 2
 
 
+def test_adding_a_day_reads_no_other_snapshot(ws_settings):
+    """Publishing a day opens only its own files: a snapshot of another day that no longer
+    parses (here: truncated) neither stops it nor is read. Evidently's Workspace(path) parses
+    every snapshot on opening and refuses this one."""
+    _add(ws_settings, "v1", D1, 0.05)
+    snapshots = ws_settings.evidently_workspace / str(ew.project_id("home_feed_ctr")) / "snapshots"
+    (other,) = snapshots.glob("*.json")
+    other.write_text(other.read_text()[:100])
+    with pytest.raises(ValueError):  # json.JSONDecodeError
+        ew.open_workspace(ws_settings)
+    ew.add_day(ws_settings, "home_feed_ctr", "v1", D2, "daily", None, {"ctr": 0.07})
+    added = [p for p in snapshots.glob("*.json") if p != other]
+    assert [json.loads(p.read_text())["metadata"]["ds"] for p in added] == [D2]
+
+
 def test_a_failure_half_way_is_repaired_by_the_rerun(ws_settings, monkeypatch):
     _add(ws_settings, "v1", D1, 0.05, report=_report(ws_settings.home / "r0", D1))
     calls = []
