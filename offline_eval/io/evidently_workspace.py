@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from evidently.ui.workspace import Workspace
 
 LOCK_NAME = ".offline_eval.lock"
-PROJECT_FILE = "metadata.json"  # evidently.ui.storage.local.base.PROJECT_FILE_NAME
 KIND_REPORT = "report"
 KIND_PIPELINE = "pipeline"
 # Fixed, so that a model's project and a day's snapshots get the same ids on every machine and rerun.
@@ -209,13 +208,17 @@ def _project(files: LocalState, model_name: str) -> uuid.UUID:
     """The model's project, found by name (the one with the id derived from the name first) or
     created with that id."""
     from evidently.sdk.models import ProjectModel
+    from evidently.ui.storage.local.base import PROJECT_FILE_NAME
 
     mine = project_id(model_name)
-    root = Path(files.path)
-    if (root / str(mine) / PROJECT_FILE).is_file():
+
+    def has_metadata(project: uuid.UUID | str) -> bool:
+        return (Path(files.path) / str(project) / PROJECT_FILE_NAME).is_file()
+
+    if has_metadata(mine):
         return mine
     named = sorted(str(p) for p in files.list_projects()
-                   if (root / str(p) / PROJECT_FILE).is_file() and files.read_project(p).name == model_name)
+                   if has_metadata(p) and files.read_project(p).name == model_name)
     if named:
         return uuid.UUID(named[0])
     about = f"offline evaluation of {model_name}: one snapshot per version and day"
@@ -223,11 +226,16 @@ def _project(files: LocalState, model_name: str) -> uuid.UUID:
     return mine
 
 
-def _write_snapshot(files: LocalState, project: uuid.UUID, sid: uuid.UUID, model: SnapshotModel) -> None:
-    from evidently.legacy.utils import NumpyEncoder
+def _snapshot_file(files: LocalState, project: uuid.UUID, sid: uuid.UUID) -> Path:
     from evidently.ui.storage.local.base import SNAPSHOTS_DIR_NAME
 
-    path = Path(files.path) / str(project) / SNAPSHOTS_DIR_NAME / f"{sid}.json"
+    return Path(files.path) / str(project) / SNAPSHOTS_DIR_NAME / f"{sid}.json"
+
+
+def _write_snapshot(files: LocalState, project: uuid.UUID, sid: uuid.UUID, model: SnapshotModel) -> None:
+    from evidently.legacy.utils import NumpyEncoder
+
+    path = _snapshot_file(files, project, sid)
     write_text_atomic(path, json.dumps(model.dict(), cls=NumpyEncoder))
     # A running UI learns of snapshot files from "created"/"modified" events on their own name,
     # not from the rename that swapped this one in: one byte appended (JSON allows trailing
@@ -272,9 +280,7 @@ def add_day(settings: Settings, model_name: str, model_version: str, ds: str, ca
 
 
 def _read(files: LocalState, project: uuid.UUID, sid: uuid.UUID) -> dict[str, float]:
-    from evidently.ui.storage.local.base import SNAPSHOTS_DIR_NAME
-
-    if not (Path(files.path) / str(project) / SNAPSHOTS_DIR_NAME / f"{sid}.json").is_file():
+    if not _snapshot_file(files, project, sid).is_file():
         return {}
     return snapshot_numbers(files.read_snapshot(project, sid))
 
