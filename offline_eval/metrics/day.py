@@ -22,12 +22,20 @@ from offline_eval.config import DayConfig
 from offline_eval.contract import IMPRESSIONS, METRICS_DAILY, categorical_features, numeric_features
 from offline_eval.metrics.ab import MetricSpec, arm_moments
 from offline_eval.metrics.catalog import catalog_coverage
-from offline_eval.metrics.daily import SEGMENTS, daily_metrics, sessions_with_newness, with_prior_buyers, with_segments
+from offline_eval.metrics.daily import (
+    SEGMENTS,
+    cells_of,
+    daily_metrics,
+    headline_metrics,
+    sessions_with_newness,
+    with_prior_buyers,
+    with_segments,
+)
 from offline_eval.metrics.funnel import BROADCAST_CLICKS_MAX, IMPRESSION_KEYS, impression_funnel
 from offline_eval.metrics.profile import categorical_counts, numeric_profiles
 from offline_eval.metrics.quality import quality_metrics
 from offline_eval.metrics.sample import bounded_sample
-from offline_eval.metrics.serving import security, security_metrics, system_metrics
+from offline_eval.metrics.serving import CLEAN_METRICS, security, security_metrics, system_metrics
 from offline_eval.stats.ab import Moments
 from offline_eval.stats.profile import MAX_DAILY_CATEGORIES, MetricStats, Profile, fold_rare
 from offline_eval.stats.quality import ScoreBins
@@ -99,19 +107,18 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: 
     # --stages): cheaper on an idle engine at 1M impressions, slower under load, so not taken.
     with _cached(rows) as rows:
         sessions = sessions_with_newness(read("sessions"), users, day.ds, day.new_user_days)
-        with stage("business"):
-            business = [r.asDict() for r in daily_metrics(rows, sessions, day.ds).collect()]
+        with _cached(cells_of(rows)) as cells:
+            with stage("business"):
+                business = [r.asDict() for r in daily_metrics(rows, sessions, day.ds, cells=cells).collect()]
+            with stage("unit_moments"):
+                moments = unit_moments(cells)
         # The business metrics name every (model, version, variant) and count their impressions:
         # the passes below need not look them up again.
         variants = {(m["model_name"], m["model_version"], m["variant"]) for m in business}
         with stage("quality"):
             quality, bins = quality_metrics(rows, day.ds, SEGMENTS, groups=variants)
-        with stage("unit_moments"):
-            moments = unit_moments(rows)
         with stage("security"):
             sec = security(requests, impressions, clicks, read("orders"), items, thresholds)
-        clean_sessions = sessions_with_newness(read("sessions").join(sec.flagged_sessions, on="session_id",
-                                                                     how="left_anti"), users, day.ds, day.new_user_days)
         with stage("system"):
             system = system_metrics(requests)
         with stage("catalog"):
@@ -121,7 +128,7 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: 
                 *catalog,
                 *system,
                 *security_metrics(requests, rows, sec,
-                                  lambda r: [x.asDict() for x in daily_metrics(r, clean_sessions, day.ds).collect()],
+                                  lambda r: [x.asDict() for x in headline_metrics(r, day.ds, CLEAN_METRICS).collect()],
                                   business + system),
             ]
     metrics = [{c: m[c] for c in METRICS_DAILY.column_names} for m in (*business, *quality, *serving)]
@@ -166,15 +173,16 @@ def labelled(sample: DataFrame, clicks: DataFrame) -> DataFrame:
             .select("model_name", "model_version", *SAMPLE_COLUMNS, SAMPLE_LABEL))
 
 
-def unit_moments(rows: DataFrame) -> dict[tuple[str, str, str, str], Moments]:
+def unit_moments(cells: DataFrame) -> dict[tuple[str, str, str, str], Moments]:
     """Per (model, version, variant, metric): the per-user sums behind the lifted metrics (CTR
     and CVR as ratios of per-user sums, GMV per user as a mean), with the readout's own metric
-    specs and aggregation (``metrics.ab``), so a daily lift and an A/B readout use one method."""
+    specs and aggregation (``metrics.ab``), so a daily lift and an A/B readout use one method.
+    ``cells``: the business metrics' ``metrics.daily.cells_of(rows)``; a user's sums are the
+    sums of their cells."""
     from pyspark.sql import functions as F
 
-    units = (rows.groupBy(*VERSION_KEYS, "variant", "user_id")
-             .agg(F.count("*").alias("impressions"), F.sum("clicked").alias("clicks"),
-                  F.sum("orders").alias("orders"), F.sum("gmv").alias("gmv"))
+    units = (cells.groupBy(*VERSION_KEYS, "variant", "user_id")
+             .agg(*[F.sum(c).alias(c) for c in ("impressions", "clicks", "orders", "gmv")])
              .withColumn("arm", F.concat_ws("\u0000", *VERSION_KEYS, "variant")))
     out = {}
     for r in arm_moments(units, "arm", LIFT_SPECS).collect():

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from offline_eval.metrics.daily import METRIC_NAMES, SEGMENTS, daily_metrics
+from offline_eval.metrics.daily import METRIC_NAMES, SEGMENTS, daily_metrics, headline_metrics
 
 pytestmark = pytest.mark.spark
 
@@ -33,8 +33,8 @@ def row(arm, req, user, item, funnel, cat, user_seg, item_seg, prior):
 
 
 @pytest.fixture(scope="module")
-def metrics(spark):
-    rows = spark.createDataFrame(
+def rows(spark):
+    return spark.createDataFrame(
         [
             row(C, "r1", 1, 100, (1, 1, 1, 1, 20.0), "X", RET, OLD_I, True),
             row(C, "r1", 1, 101, (0, 0, 0, 0, 0.0), "Y", RET, OLD_I, True),
@@ -45,6 +45,10 @@ def metrics(spark):
         ],
         ROW_SCHEMA,
     )
+
+
+@pytest.fixture(scope="module")
+def metrics(spark, rows):
     sessions = spark.createDataFrame(
         [(2, "e", "control", True), (5, "e", "control", True), (6, "e", "treatment", True), (1, "e", "control", False)],
         "user_id bigint, experiment_id string, variant string, is_new_user boolean",
@@ -132,3 +136,22 @@ def test_empty_group_has_zero_counts_and_null_ratios(metrics):
 
 def test_coverage_only_on_all(metrics):
     assert ("v1", "new_users", "new_user_coverage") not in metrics
+
+
+def test_headline_metrics_by_hand(rows, metrics):
+    """v1: 4 impressions, 2 clicks, 1 order of GMV 20, users u1, u2, u3; v2: 2 impressions of u4,
+    nothing clicked. The same rows, values, numerators and denominators as daily_metrics'."""
+    got = {(r.model_version, r.metric): r for r in headline_metrics(rows, "2026-06-18").collect()}
+    assert set(got) == {(v, m) for v in ("v1", "v2") for m in ("ctr", "cvr", "gmv_per_user")}
+    want = {("v1", "ctr"): (0.5, 2.0, 4.0), ("v1", "cvr"): (0.5, 1.0, 2.0), ("v1", "gmv_per_user"): (20 / 3, 20.0, 3.0),
+            ("v2", "ctr"): (0.0, 0.0, 2.0), ("v2", "cvr"): (None, 0.0, 0.0), ("v2", "gmv_per_user"): (0.0, 0.0, 1.0)}
+    for k, (value_, num, den) in want.items():
+        r = got[k]
+        assert (r.value, r.numerator, r.denominator) == (pytest.approx(value_) if value_ else value_, num, den), k
+        assert (r.segment, r.ds, r.variant) == ("all", "2026-06-18", "control" if k[0] == "v1" else "treatment")
+        full = metrics[(k[0], "all", k[1])]
+        assert (full.value, full.numerator, full.denominator) == (r.value, r.numerator, r.denominator), k
+    only_ctr = headline_metrics(rows, "2026-06-18", ("ctr",)).collect()
+    assert sorted((r.model_version, r.metric, r.value) for r in only_ctr) == [("v1", "ctr", 0.5), ("v2", "ctr", 0.0)]
+    with pytest.raises(ValueError, match="category_entropy"):
+        headline_metrics(rows, "2026-06-18", ("category_entropy",))
