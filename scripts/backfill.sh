@@ -7,6 +7,9 @@
 # With AB_READOUT_DAY=D set, also run offline_eval_ab_readout once for day D (the A/B readout
 # of every experiment running on D, over its window up to D), after the daily backfill and only
 # if D's compute succeeded (the readout DAG is scheduled on evaluated days: docs/airflow_assets.md).
+# With AFTER_DAILY="command" set, that command runs in the background once the daily runs have
+# finished (make demo's weekly evaluation, beside the readout); the script waits for it, and its
+# failure fails the script.
 set -euo pipefail
 START="$1"; END="$2"; REPROCESS="${3:-completed}"
 DAG_ID="offline_eval_daily"
@@ -42,16 +45,17 @@ airflow dags unpause "$DAG_ID" > /dev/null
 # sent to this script's PID alone would otherwise wait for the loop to end).
 INTERRUPTED=0
 WAITER=""
+after=""
 on_exit() {
   [ -z "$WAITER" ] || kill "$WAITER" 2>/dev/null || true
+  [ -z "$after" ] || kill "$after" 2>/dev/null || true
   airflow_stop
   [ "$INTERRUPTED" = 0 ] || { echo "-> interrupted: closing the backfill"; close_unfinished; }
 }
 trap on_exit EXIT
 trap 'INTERRUPTED=1; exit 130' INT TERM HUP
-progress() {  # DAG_ID START END: the REST progress loop, interruptible
-  python "$(dirname "$0")/backfills.py" wait --dag-id "$1" --start "$2" --end "$3" \
-    --timeout "${BACKFILL_TIMEOUT:-5400}" &
+interruptible() {  # a backfills.py command in the background, waited for so that a signal interrupts it
+  python "$(dirname "$0")/backfills.py" "$@" &
   WAITER=$!
   local rc=0
   wait "$WAITER" || rc=$?
@@ -60,24 +64,18 @@ progress() {  # DAG_ID START END: the REST progress loop, interruptible
 }
 airflow_start
 status=0
-progress "$DAG_ID" "$START" "$END" || status=$?
+# With a readout to follow, the scheduler closes the daily backfill meanwhile: checked at the end.
+interruptible wait --dag-id "$DAG_ID" --start "$START" --end "$END" --timeout "${BACKFILL_TIMEOUT:-5400}" \
+  ${AB_READOUT_DAY:+--no-await-close} || status=$?
+if [ -n "${AFTER_DAILY:-}" ]; then
+  bash -c "$AFTER_DAILY" &
+  after=$!
+fi
 if [ -n "${AB_READOUT_DAY:-}" ]; then
   # A day the gate rejected is never read out; the run's logical date is the day (manual run).
-  computed=$(airflow tasks state "$DAG_ID" compute "$AB_READOUT_DAY" 2>/dev/null | tail -1 || true)
-  if [ "$computed" = success ]; then
-    airflow dags unpause "$AB_DAG_ID" > /dev/null
-    if [ "$(airflow dags state "$AB_DAG_ID" "$AB_READOUT_DAY" 2>/dev/null | tail -1)" = None ]; then
-      echo "-> airflow dags trigger $AB_DAG_ID --logical-date $AB_READOUT_DAY"
-      airflow dags trigger "$AB_DAG_ID" --logical-date "${AB_READOUT_DAY}T00:00:00+00:00" > /dev/null
-    else  # a run of that day exists (an earlier demo): run it again
-      echo "-> airflow tasks clear $AB_DAG_ID -s $AB_READOUT_DAY -e $AB_READOUT_DAY"
-      airflow tasks clear "$AB_DAG_ID" -s "$AB_READOUT_DAY" -e "$AB_READOUT_DAY" -y > /dev/null
-    fi
-    progress "$AB_DAG_ID" "$AB_READOUT_DAY" "$AB_READOUT_DAY" || status=$?
-    airflow dags pause "$AB_DAG_ID" > /dev/null
-  else
-    echo "-> no A/B readout of $AB_READOUT_DAY: its compute did not succeed (${computed:-no run})"; status=1
-  fi
+  interruptible readout --daily "$DAG_ID" --dag-id "$AB_DAG_ID" --day "$AB_READOUT_DAY" || status=$?
+  interruptible wait-closed --dag-id "$DAG_ID" || status=$?
 fi
-airflow dags pause "$DAG_ID" > /dev/null
+[ -z "$after" ] || wait "$after" || status=$?
+python "$(dirname "$0")/backfills.py" pause --dag-id "$DAG_ID" || status=$?
 exit $status

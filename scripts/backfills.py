@@ -5,6 +5,14 @@
       any failed, 2 on timeout. Through Airflow's public REST API (the api-server at
       AIRFLOW__API__BASE_URL), with the token in AIRFLOW_API_TOKEN, or, when the simple auth
       manager runs with all users admins (the embedded stack), the token it hands out.
+  backfills.py wait ... --no-await-close             the same, without waiting for the scheduler to
+      close the backfill (a readout follows; `wait-closed` afterwards)
+  backfills.py wait-closed --dag-id D                until the scheduler has closed D's backfills
+  backfills.py pause --dag-id D                      pause D
+  backfills.py readout --daily D --dag-id R --day X  one run of the asset-scheduled readout DAG R for
+      day X, if D's compute of X succeeded: R unpaused, its run of X triggered (or cleared if it
+      exists), its progress shown as `wait` does, R paused again. Through the REST API, as `wait`:
+      each `airflow` CLI call it replaces cost a few seconds of imports.
   backfills.py close-unfinished --dag-id D          before the components start: close a backfill
       left open by an interrupted `make demo` / `make backfill` (Airflow allows one open backfill
       per DAG), failing its unfinished runs, so the next backfill can reprocess them. No
@@ -42,16 +50,29 @@ class Api:
                              f"({exc.code}): set AIRFLOW_API_TOKEN") from None
 
     def get(self, path: str, **params: object) -> dict:
+        return self.send("GET", path, None, **params)
+
+    def send(self, method: str, path: str, body: dict | None, **params: object) -> dict:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        request = urllib.request.Request(f"{self.base}/api/v2{path}?{query}",
-                                         headers={"Authorization": f"Bearer {self.token}"})
-        with urllib.request.urlopen(request, timeout=60) as r:
-            return json.load(r)
+        request = urllib.request.Request(f"{self.base}/api/v2{path}?{query}", method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Authorization": f"Bearer {self.token}",
+                                                  "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as exc:
+            raise SystemExit(f"error: {method} {path}: HTTP {exc.code}: {exc.read()[:500]!r}") from None
 
 
 def latest_runs(api: Api, dag_id: str, start: dt.date, end: dt.date) -> dict[str, str]:
     """{ds: state} of the latest run of each day of start..end."""
-    out: dict[str, str] = {}
+    return {ds: str(run["state"]) for ds, run in latest_run_records(api, dag_id, start, end).items()}
+
+
+def latest_run_records(api: Api, dag_id: str, start: dt.date, end: dt.date) -> dict[str, dict]:
+    """{ds: run} of the latest run of each day of start..end, as the REST API gives it."""
+    out: dict[str, dict] = {}
     offset = 0
     while True:
         page = api.get(f"/dags/{urllib.parse.quote(dag_id)}/dagRuns", order_by="id", limit=100, offset=offset,
@@ -59,7 +80,7 @@ def latest_runs(api: Api, dag_id: str, start: dt.date, end: dt.date) -> dict[str
                        logical_date_lte=f"{end.isoformat()}T00:00:00Z")
         runs = page.get("dag_runs", [])
         for run in runs:  # later runs of a day override earlier ones
-            out[run["logical_date"][:10]] = str(run["state"])
+            out[run["logical_date"][:10]] = run
         offset += len(runs)
         if not runs or offset >= (page.get("total_entries") or 0):
             return out
@@ -102,13 +123,72 @@ def main() -> int:
     w.add_argument("--start", required=True)
     w.add_argument("--end", required=True)
     w.add_argument("--timeout", type=int, default=5400)
-    w.add_argument("--interval", type=float, default=10.0)
+    w.add_argument("--interval", type=float, default=2.0)
+    w.add_argument("--no-await-close", dest="await_close", action="store_false")
+    ps = sub.add_parser("pause")
+    ps.add_argument("--dag-id", required=True)
+    wc = sub.add_parser("wait-closed")
+    wc.add_argument("--dag-id", required=True)
+    r = sub.add_parser("readout")
+    r.add_argument("--daily", required=True)
+    r.add_argument("--dag-id", required=True)
+    r.add_argument("--day", required=True)
+    r.add_argument("--timeout", type=int, default=1800)
+    r.add_argument("--interval", type=float, default=2.0)
     c = sub.add_parser("close-unfinished")
     c.add_argument("--dag-id", required=True)
     a = p.parse_args()
     if a.command == "close-unfinished":
         return close_unfinished(a.dag_id)
+    if a.command == "pause":
+        Api().send("PATCH", f"/dags/{urllib.parse.quote(a.dag_id)}", {"is_paused": True})
+        return 0
+    if a.command == "wait-closed":
+        return wait_closed(Api(), a.dag_id)
+    if a.command == "readout":
+        return readout(a)
     return wait(a)
+
+
+def wait_closed(api: Api, dag_id: str, limit_s: float = 60) -> int:
+    """The scheduler closes a backfill a few seconds after its last run."""
+    t0 = time.monotonic()
+    while open_backfills(api, dag_id):
+        if time.monotonic() - t0 > limit_s:
+            print(f"warning: the backfill of {dag_id} is still open after {limit_s:.0f} s", flush=True)
+            return 0
+        time.sleep(1)
+    return 0
+
+
+def readout(a: argparse.Namespace) -> int:
+    """One run of the readout DAG for ``a.day``, if the daily DAG's compute of that day succeeded."""
+    api = Api()
+    day = dt.date.fromisoformat(a.day)
+    daily = latest_run_records(api, a.daily, day, day).get(a.day)
+    computed = "no run"
+    if daily is not None:
+        path = (f"/dags/{urllib.parse.quote(a.daily)}/dagRuns/{urllib.parse.quote(daily['dag_run_id'], safe='')}"
+                "/taskInstances/compute")
+        computed = str(api.get(path).get("state"))
+    if computed != "success":
+        print(f"-> no A/B readout of {a.day}: its compute did not succeed ({computed})", flush=True)
+        return 1
+    dag = urllib.parse.quote(a.dag_id)
+    api.send("PATCH", f"/dags/{dag}", {"is_paused": False})
+    try:
+        existing = latest_run_records(api, a.dag_id, day, day).get(a.day)
+        if existing is None:
+            print(f"-> trigger {a.dag_id} for {a.day}", flush=True)
+            api.send("POST", f"/dags/{dag}/dagRuns", {"logical_date": f"{a.day}T00:00:00+00:00"})
+        else:  # a run of that day exists (an earlier demo): run it again
+            print(f"-> clear {a.dag_id} {existing['dag_run_id']} (a run of {a.day} exists: run again)", flush=True)
+            api.send("POST", f"/dags/{dag}/dagRuns/{urllib.parse.quote(existing['dag_run_id'], safe='')}/clear",
+                     {"dry_run": False})
+        return wait(argparse.Namespace(dag_id=a.dag_id, start=a.day, end=a.day, timeout=a.timeout,
+                                       interval=a.interval, await_close=False))
+    finally:
+        api.send("PATCH", f"/dags/{dag}", {"is_paused": True})
 
 
 def wait(a: argparse.Namespace) -> int:
@@ -131,9 +211,8 @@ def wait(a: argparse.Namespace) -> int:
             last = line
         done = sum(counts.get(s, 0) for s in FINISHED)
         if len(runs) >= expected and done == len(runs):
-            closing = time.monotonic()
-            while open_backfills(api, a.dag_id) and time.monotonic() - closing < 60:
-                time.sleep(2)  # the scheduler closes a backfill a few seconds after its last run
+            if a.await_close:
+                wait_closed(api, a.dag_id)
             failed = sorted(d for d, s in runs.items() if s == "failed")
             if failed:
                 print(f"failed days: {', '.join(failed)} (task logs under $AIRFLOW_HOME/logs)")

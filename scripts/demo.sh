@@ -31,21 +31,23 @@ wait "$init_pid" || { cat "$AIRFLOW_COMPONENT_LOGS/init.log"; exit 1; }
 
 echo "== 2/3 evaluate $START..$END: airflow backfill of offline_eval_daily (validate -> compute -> baselines -> drift -> publish -> notify)"
 echo "        then one offline_eval_ab_readout run for $END (A/B readout of the experiment up to $END; the readout"
-echo "        DAG stays paused during the backfill, so the 14 evaluated-day asset events start no readouts)"
+echo "        DAG stays paused during the backfill, so the 14 evaluated-day asset events start no readouts),"
+echo "        and beside it the weekly evaluation of every whole week (offline-eval weekly)"
 # The demo's days are in the past: schedule nothing after them (no run for today).
 export OFFLINE_EVAL_DAILY_END_DATE="$END"
-status=0
-AIRFLOW_READY=1 AB_READOUT_DAY="$END" bash scripts/backfill.sh "$START" "$END" completed || status=$?
-
-# Every whole week [Mon, Sun] of the evaluated days (the default two: ending 06-14 and 06-21).
+# Every whole week [Mon, Sun] of the evaluated days (the default two: ending 06-14 and 06-21):
+# evaluated once the daily runs have finished, beside the readout (AFTER_DAILY of backfill.sh).
 SUNDAYS=$(python -c "
 import datetime as d
 s, e = d.date.fromisoformat('$START'), d.date.fromisoformat('$END')
 print(' '.join(str(s + d.timedelta(k)) for k in range(6, (e - s).days + 1) if (s + d.timedelta(k)).weekday() == 6))")
-echo "== weekly evaluation of the weeks ending $SUNDAYS (offline-eval weekly, as the weekly DAG runs it on Mondays)"
-for sunday in $SUNDAYS; do
-  offline-eval weekly --end "$sunday" > /dev/null || status=$?
-done
+WEEKLY='rc=0; for sunday in '"$SUNDAYS"'; do
+  echo "-> weekly evaluation of the week ending $sunday (offline-eval weekly, as the weekly DAG runs it on Mondays)"
+  offline-eval weekly --end "$sunday" > /dev/null || rc=$?
+done; exit $rc'
+status=0
+AIRFLOW_READY=1 AB_READOUT_DAY="$END" AFTER_DAILY="$WEEKLY" bash scripts/backfill.sh "$START" "$END" completed \
+  || status=$?
 
 echo "== 3/3 summary"
 offline-eval summary --start "$START" --end "$END"
