@@ -69,6 +69,21 @@ def _env_path(name: str, default: Path) -> Path:
 
 DEFAULT_SPARK_REMOTE = "sc://127.0.0.1:15002"
 
+# The local engine's JIT (its JVM is driver and executors): C2 later and with less inlining.
+# An engine of the embedded stack lives for a demo, a backfill or a test session, and much of
+# its CPU went to the JIT warming up on Spark's large code base: at 300k impressions a day the
+# first ten evaluations of a day on a fresh engine took 193 engine CPU seconds, of which the
+# compiler threads about 100 (jstat -compiler), still 4 s of 12 at the tenth. With these
+# thresholds (four to ten times HotSpot's) the same ten took 171 s at the same wall time: only
+# methods that stay hot reach C2, and the data loops of a large day still do (their loop
+# counters pass the back-edge threshold within one task). C1 only (-XX:TieredStopAtLevel=1):
+# 229 s, and once warm 70% more CPU per evaluation than with C2. docs/benchmarks.md has the
+# runs; OFFLINE_EVAL_DRIVER_JAVA_OPTS overrides any of them (a later flag wins).
+LOCAL_ENGINE_JIT_OPTS = (
+    "-XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000 -XX:Tier4CompileThreshold=150000 "
+    "-XX:Tier4BackEdgeThreshold=400000 -XX:MaxInlineLevel=9 -XX:InlineSmallCode=1500"
+)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -247,7 +262,9 @@ class Settings:
             )
             # Keep derby.log under the state dir instead of the current directory.
             java_opts = f"-Dderby.system.home={self.home} -Dderby.stream.error.file={self.home / 'derby.log'}"
-        if self.driver_java_opts:
+        if self.spark_master.startswith("local"):
+            java_opts = f"{java_opts} {LOCAL_ENGINE_JIT_OPTS}".strip()
+        if self.driver_java_opts:  # last, so that a flag given here wins
             java_opts = f"{java_opts} {self.driver_java_opts}".strip()
         if java_opts:
             conf["spark.driver.extraJavaOptions"] = java_opts

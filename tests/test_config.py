@@ -67,7 +67,19 @@ def test_local_settings_use_embedded_derby_under_home(monkeypatch, tmp_path):
         == f"jdbc:derby:;databaseName={tmp_path / 'metastore_db'};create=true"
     )
     assert f"-Dderby.system.home={tmp_path}" in conf["spark.driver.extraJavaOptions"]
+    assert "-XX:Tier4InvocationThreshold=50000" in conf["spark.driver.extraJavaOptions"]  # a local engine's JIT
     assert conf["spark.ui.port"] == "4040"
+
+
+def test_java_options_of_the_environment_come_last(monkeypatch, tmp_path):
+    """HotSpot takes the last of repeated flags: OFFLINE_EVAL_DRIVER_JAVA_OPTS overrides the JIT defaults."""
+    for name in ("OFFLINE_EVAL_SPARK_MASTER", "OFFLINE_EVAL_HIVE_METASTORE_URI", "SPARK_REMOTE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OFFLINE_EVAL_HOME", str(tmp_path))
+    monkeypatch.setenv("OFFLINE_EVAL_DRIVER_JAVA_OPTS", "-XX:Tier4InvocationThreshold=5000")
+    opts = Settings.from_env().engine_conf()["spark.driver.extraJavaOptions"].split()
+    assert opts[-1] == "-XX:Tier4InvocationThreshold=5000"
+    assert opts.index("-XX:Tier4InvocationThreshold=50000") < len(opts) - 1
 
 
 @pytest.mark.parametrize("name, value, message", [
