@@ -35,9 +35,13 @@ airflow backfill create --dag-id "$DAG_ID" --from-date "$START" --to-date "$END"
 AB_DAG_ID="offline_eval_ab_readout"
 # The readout DAG (asset-scheduled, no backfills) stays paused while the daily backfill runs: an
 # event for a paused DAG queues nothing, so the backfill's evaluated days start no readouts.
-[ -z "${AB_READOUT_DAY:-}" ] || airflow dags pause "$AB_DAG_ID" > /dev/null
-# Runs of a paused DAG stay queued: unpause for the backfill, pause again afterwards.
-airflow dags unpause "$DAG_ID" > /dev/null
+# Runs of a paused DAG stay queued: the daily DAG is unpaused for the backfill, paused again
+# afterwards. The two CLI calls run side by side (each is seconds of imports; SQLite serializes
+# their writes).
+pids=""
+[ -z "${AB_READOUT_DAY:-}" ] || { airflow dags pause "$AB_DAG_ID" > /dev/null & pids="$pids $!"; }
+airflow dags unpause "$DAG_ID" > /dev/null & pids="$pids $!"
+for pid in $pids; do wait "$pid"; done
 # Ctrl-C (or a TERM, or a closed terminal) stops the components this script started and closes its own backfill, so
 # the next `make backfill` starts at once.
 # The progress loop runs in the background and the script waits on it with `wait`, which a

@@ -41,10 +41,10 @@ SUNDAYS=$(python -c "
 import datetime as d
 s, e = d.date.fromisoformat('$START'), d.date.fromisoformat('$END')
 print(' '.join(str(s + d.timedelta(k)) for k in range(6, (e - s).days + 1) if (s + d.timedelta(k)).weekday() == 6))")
-WEEKLY='rc=0; for sunday in '"$SUNDAYS"'; do
+WEEKLY='pids=""; for sunday in '"$SUNDAYS"'; do
   echo "-> weekly evaluation of the week ending $sunday (offline-eval weekly, as the weekly DAG runs it on Mondays)"
-  offline-eval weekly --end "$sunday" > /dev/null || rc=$?
-done; exit $rc'
+  offline-eval weekly --end "$sunday" > /dev/null & pids="$pids $!"
+done; rc=0; for pid in $pids; do wait "$pid" || rc=$?; done; exit $rc'
 status=0
 AIRFLOW_READY=1 AB_READOUT_DAY="$END" AFTER_DAILY="$WEEKLY" bash scripts/backfill.sh "$START" "$END" completed \
   || status=$?
