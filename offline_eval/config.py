@@ -107,6 +107,8 @@ class Settings:
     engine's classpath, e.g. the JDBC driver), OFFLINE_EVAL_EXECUTOR_MEMORY (default 1g, for a
     cluster master), OFFLINE_EVAL_DRIVER_HOST (the name executors reach the engine by, in a
     container), OFFLINE_EVAL_SHUFFLE_PARTITIONS (default 4), OFFLINE_EVAL_DRIVER_JAVA_OPTS,
+    OFFLINE_EVAL_SHARED_SESSION (default 1: tasks join one engine session, io/spark.py; 0: each
+    task opens its own),
     MLFLOW_TRACKING_URI (default sqlite:///<home>/mlflow/mlflow.db), MLFLOW_REGISTRY_URI (the
     model registry; default the tracking URI, as MLflow does; ``none`` registers nothing).
     """
@@ -131,6 +133,7 @@ class Settings:
     mlflow_registry_uri: str = ""
     shuffle_partitions: int = 4
     driver_java_opts: str = ""
+    shared_session: bool = True
     # Where alert messages link to the MLflow UI; and, when set, the folder that receives every
     # alert delivery as a file instead of sending it (the embedded stack: .local/outbox).
     mlflow_ui_url: str = "http://127.0.0.1:5000"
@@ -181,6 +184,7 @@ class Settings:
             mlflow_registry_uri=os.environ.get("MLFLOW_REGISTRY_URI", ""),
             shuffle_partitions=_env_int("OFFLINE_EVAL_SHUFFLE_PARTITIONS", 4),
             driver_java_opts=os.environ.get("OFFLINE_EVAL_DRIVER_JAVA_OPTS", ""),
+            shared_session=_env_flag("OFFLINE_EVAL_SHARED_SESSION", True),
             mlflow_ui_url=os.environ.get("OFFLINE_EVAL_MLFLOW_UI_URL") or "http://127.0.0.1:5000",
             outbox=os.environ.get("OFFLINE_EVAL_OUTBOX", ""),
         )
@@ -308,6 +312,17 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"invalid {name} {raw!r}: an integer") from None
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"invalid {name} {raw!r}: 1 or 0")
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,15 @@ def test_a_metastore_on_postgresql_through_the_engines_own_hive_client(monkeypat
     monkeypatch.setenv("OFFLINE_EVAL_HIVE_METASTORE_URI", "thrift://x:9083")
     with pytest.raises(ConfigError, match="not both"):
         Settings.from_env()
+
+
+@pytest.mark.parametrize("raw, shared", [("", True), ("1", True), ("true", True), ("0", False), ("off", False)])
+def test_tasks_share_the_engine_session_unless_turned_off(monkeypatch, raw, shared):
+    monkeypatch.setenv("OFFLINE_EVAL_SHARED_SESSION", raw)
+    assert Settings.from_env().shared_session is shared
+
+
+def test_a_bad_shared_session_flag_names_the_variable(monkeypatch):
+    monkeypatch.setenv("OFFLINE_EVAL_SHARED_SESSION", "sometimes")
+    with pytest.raises(ConfigError, match="OFFLINE_EVAL_SHARED_SESSION"):
+        Settings.from_env()

@@ -2,7 +2,9 @@
 
 Every Spark task is ``@task.pyspark`` on the Spark Connect connection ``SPARK_CONN_ID``
 (``spark_connect_default``): Airflow hands the task a client session of the engine, so a task
-is a thin client and the engine's JVM is shared by every task and day.
+is a thin client and the engine's JVM is shared by every task and day. The job runs in the
+engine session all tasks share (``offline_eval.io.spark``: its compiled query stages are
+reused), reached through the same connection; the session Airflow opened stays unused.
 
 Which failures a retry can fix:
 
@@ -33,6 +35,7 @@ def run_job(task_id: str, job: Callable[..., Any], *args: Any, **kwargs: Any) ->
 
     try:
         if kwargs.get("spark") is not None:
+            kwargs["spark"] = task_session(kwargs["spark"])
             configure(kwargs["spark"])
         return job(*args, **kwargs)
     except DataError as exc:
@@ -41,6 +44,21 @@ def run_job(task_id: str, job: Callable[..., Any], *args: Any, **kwargs: Any) ->
     except ConfigError as exc:
         raise AirflowFailException(f"{task_id}: configuration error (exit code 2 on the command line); not "
                                    f"retrying.\n{exc}") from exc
+
+
+def task_session(given: Any) -> Any:
+    """The session a job runs in: the shared one of the engine behind the task's Spark Connect
+    connection (``offline_eval.io.spark.connect``), or ``given`` when the connection is not a
+    Spark Connect one (a local Spark master)."""
+    from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
+    from airflow.sdk import BaseHook
+
+    from offline_eval.config import Settings
+    from offline_eval.io.spark import connect
+
+    if BaseHook.get_connection(SPARK_CONN_ID).conn_type != SparkConnectHook.conn_type:
+        return given
+    return connect(SparkConnectHook(SPARK_CONN_ID).get_connection_url(), Settings.from_env())
 
 
 def day_config(ds: str, params: dict | None) -> Any:
