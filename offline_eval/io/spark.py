@@ -100,7 +100,6 @@ def connect(remote: str, settings: Settings) -> SparkSession:
     module's docstring) unless ``settings.shared_session`` is off."""
     from pyspark.errors.exceptions.connect import SparkConnectGrpcException
     from pyspark.sql import SparkSession
-    from pyspark.sql.connect.session import SparkSession as ConnectSession
 
     if not settings.shared_session:
         return configure(SparkSession.builder.remote(remote).getOrCreate(), settings)
@@ -108,7 +107,9 @@ def connect(remote: str, settings: Settings) -> SparkSession:
     spark = _shared.get(url)
     if spark is not None and not spark.is_stopped:
         return cast("SparkSession", spark)
-    spark = ConnectSession.builder.remote(url).create()
+    # pyspark's own builder (not the Connect class's): it also switches pyspark.sql.functions
+    # to Spark Connect for this process.
+    spark = cast("ConnectSession", SparkSession.builder.remote(url).create())
     # stop() closes this client only: the session belongs to every task of the hour.
     spark.release_session_on_close = False
     try:

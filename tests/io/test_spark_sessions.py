@@ -77,7 +77,8 @@ def test_clients_in_other_processes_share_one_session_and_closing_one_keeps_it(e
 
     # A session-scoped temporary view is visible to exactly the clients of its server session.
     made = _client(settings, """
-        spark.range(7).createOrReplaceTempView("joined_probe")
+        from pyspark.sql import functions as F  # the process is in Spark Connect mode
+        spark.range(7).where(F.col("id") >= 0).createOrReplaceTempView("joined_probe")
         spark.stop()  # closes this client; the session stays
     """, partitions=5)
     assert made.returncode == 0, made.stderr[-2000:]
