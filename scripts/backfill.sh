@@ -28,9 +28,10 @@ if [ "${FORCE:-0}" = 1 ] || ! { [ -f "$AIRFLOW_PIDS/scheduler.pid" ] && kill -0 
   close_unfinished
 fi
 # Create the backfill before the scheduler starts: SQLite takes one writer at a time.
+# Two days at a time (BACKFILL_MAX_ACTIVE_RUNS) fill two cores; more only lengthens each day's run.
 echo "-> airflow backfill create --dag-id $DAG_ID --from-date $START --to-date $END --reprocess-behavior $REPROCESS"
 airflow backfill create --dag-id "$DAG_ID" --from-date "$START" --to-date "$END" \
-  --reprocess-behavior "$REPROCESS" --max-active-runs "${BACKFILL_MAX_ACTIVE_RUNS:-3}" \
+  --reprocess-behavior "$REPROCESS" --max-active-runs "${BACKFILL_MAX_ACTIVE_RUNS:-2}" \
   > "$AIRFLOW_COMPONENT_LOGS/backfill-create.log" 2>&1 || { tail -20 "$AIRFLOW_COMPONENT_LOGS/backfill-create.log"; exit 1; }
 AB_DAG_ID="offline_eval_ab_readout"
 # The readout DAG (asset-scheduled, no backfills) stays paused while the daily backfill runs: an
