@@ -20,6 +20,7 @@ gives every client its own session.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import socket
@@ -121,8 +122,22 @@ def connect(remote: str, settings: Settings) -> SparkSession:
         log.warning("the engine's shared session of this hour was released: this client opens a session of "
                     "its own (it compiles its query stages again)")
         return configure(SparkSession.builder.remote(remote).create(), settings)
+    if not _shared:
+        atexit.register(_close_shared)
     _shared[url] = spark
     return cast("SparkSession", spark)
+
+
+def _close_shared() -> None:
+    """Close this process's shared clients at exit, while gRPC's threads still run: left to
+    the interpreter's final garbage collection, a client's close waited for them forever (an
+    ``airflow dags test`` process hung at exit)."""
+    for spark in list(_shared.values()):
+        try:
+            spark.stop()  # the client only: the session stays for the others
+        except Exception:  # noqa: BLE001 - exiting anyway
+            log.debug("closing a shared client at exit failed", exc_info=True)
+    _shared.clear()
 
 
 def configure(spark: SparkSession, settings: Settings | None = None) -> SparkSession:
