@@ -121,7 +121,8 @@ def connect(remote: str, settings: Settings) -> SparkSession:
         spark.stop()
         log.warning("the engine's shared session of this hour was released: this client opens a session of "
                     "its own (it compiles its query stages again)")
-        return configure(SparkSession.builder.remote(remote).create(), settings)
+        # A private session, released when the process ends.
+        spark = cast("ConnectSession", configure(SparkSession.builder.remote(remote).create(), settings))
     if not _shared:
         atexit.register(_close_shared)
     _shared[url] = spark
@@ -134,7 +135,7 @@ def _close_shared() -> None:
     ``airflow dags test`` process hung at exit)."""
     for spark in list(_shared.values()):
         try:
-            spark.stop()  # the client only: the session stays for the others
+            spark.stop()  # a shared session's client only: the session stays for the others
         except Exception:  # noqa: BLE001 - exiting anyway
             log.debug("closing a shared client at exit failed", exc_info=True)
     _shared.clear()
