@@ -123,8 +123,11 @@ def connect(remote: str, settings: Settings) -> SparkSession:
                     "its own (it compiles its query stages again)")
         # A private session, released when the process ends.
         spark = cast("ConnectSession", configure(SparkSession.builder.remote(remote).create(), settings))
-    if not _shared:
-        atexit.register(_close_shared)
+    # Registered again after each new client, so that it runs before the atexit hook pyspark
+    # gives every client (hooks run last-registered first), which would otherwise send an
+    # RPC from a client left open, and keep retrying it if the engine is gone.
+    atexit.unregister(_close_shared)
+    atexit.register(_close_shared)
     _shared[url] = spark
     return cast("SparkSession", spark)
 
