@@ -189,7 +189,7 @@ def categorical_counts(
 
 @contextmanager
 def scan_conf(spark):
-    """Session settings for a profile scan, restored afterwards.
+    """Session settings for a profile scan, reset to Spark's defaults afterwards.
 
     * ``spark.sql.execution.arrow.maxRecordsPerBatch``: 200k-row Arrow batches, so each
       Python call works on a large array (numpy's per-call overhead amortised).
@@ -197,17 +197,19 @@ def scan_conf(spark):
       one split per core (the effective split size is min(this, bytes / cores)). A profile
       scan has a tiny output, so fewer, larger tasks only save per-task costs (an Arrow stream
       to a Python worker each).
+
+    The pipeline's session settings (``Settings.session_conf``) never set these two, so the
+    end state is Spark's defaults. Restoring "the previous values" instead would race when
+    tasks share one engine session: a second scan that started inside the first would take
+    the scan values for the previous ones and leave them set for good. They change split and
+    batch sizes only, never results.
     """
     wanted = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_BATCH_ROWS),
               "spark.sql.files.maxPartitionBytes": str(SCAN_SPLIT_BYTES)}
-    previous = {k: spark.conf.get(k, None) for k in wanted}
     for k, v in wanted.items():
         spark.conf.set(k, v)
     try:
         yield
     finally:
-        for k, v in previous.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
+        for k in wanted:
+            spark.conf.unset(k)

@@ -31,12 +31,10 @@ def run_job(task_id: str, job: Callable[..., Any], *args: Any, **kwargs: Any) ->
 
     from offline_eval.config import ConfigError
     from offline_eval.errors import DataError
-    from offline_eval.io.spark import configure
 
     try:
         if kwargs.get("spark") is not None:
             kwargs["spark"] = task_session(kwargs["spark"])
-            configure(kwargs["spark"])
         return job(*args, **kwargs)
     except DataError as exc:
         raise AirflowFailException(f"{task_id}: bad input data (exit code 3 on the command line); not "
@@ -47,18 +45,20 @@ def run_job(task_id: str, job: Callable[..., Any], *args: Any, **kwargs: Any) ->
 
 
 def task_session(given: Any) -> Any:
-    """The session a job runs in: the shared one of the engine behind the task's Spark Connect
-    connection (``offline_eval.io.spark.connect``), or ``given`` when the connection is not a
-    Spark Connect one (a local Spark master)."""
+    """The configured session a job runs in: the shared one of the engine behind the task's
+    Spark Connect connection (``offline_eval.io.spark.connect``, which applies the pipeline's
+    session settings), or ``given`` with those settings when the connection is not a Spark
+    Connect one (a local Spark master)."""
     from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
     from airflow.sdk import BaseHook
 
     from offline_eval.config import Settings
-    from offline_eval.io.spark import connect
+    from offline_eval.io.spark import configure, connect
 
+    settings = Settings.from_env()
     if BaseHook.get_connection(SPARK_CONN_ID).conn_type != SparkConnectHook.conn_type:
-        return given
-    return connect(SparkConnectHook(SPARK_CONN_ID).get_connection_url(), Settings.from_env())
+        return configure(given, settings)
+    return connect(SparkConnectHook(SPARK_CONN_ID).get_connection_url(), settings)
 
 
 def day_config(ds: str, params: dict | None) -> Any:

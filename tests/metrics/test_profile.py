@@ -78,3 +78,21 @@ def test_integer_columns_are_profiled_as_doubles(spark):
     (p,) = numeric_profiles(df, [], ["k", "i"]).values()
     _same(p["k"], profile_of(np.array([1.0, 2.0, 2.0])))
     _same(p["i"], profile_of(np.array([3.0, np.nan, 5.0])))
+
+
+def test_scan_settings_end_at_spark_defaults_when_scans_overlap(spark):
+    # Two tasks of one shared engine session scanning at once: the inner scan starts while the
+    # outer one's settings are set. Restoring "previous" values would leave the scan settings
+    # set for good after the outer scan ended; both must end at Spark's defaults
+    # (maxRecordsPerBatch 10000 and maxPartitionBytes 128 MiB, Spark's documented defaults).
+    from offline_eval.metrics.profile import SCAN_SPLIT_BYTES, scan_conf
+
+    keys = ("spark.sql.execution.arrow.maxRecordsPerBatch", "spark.sql.files.maxPartitionBytes")
+    outer, inner = scan_conf(spark), scan_conf(spark)
+    outer.__enter__()
+    inner.__enter__()
+    assert spark.conf.get(keys[1]) == str(SCAN_SPLIT_BYTES)
+    outer.__exit__(None, None, None)
+    inner.__exit__(None, None, None)
+    assert spark.conf.get(keys[0]) == "10000"
+    assert spark.conf.get(keys[1]) in ("134217728b", "134217728")
