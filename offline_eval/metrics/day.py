@@ -116,7 +116,7 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: 
         # the passes below need not look them up again.
         variants = {(m["model_name"], m["model_version"], m["variant"]) for m in business}
         with stage("quality"):
-            quality, bins = quality_metrics(rows, day.ds, SEGMENTS, groups=variants)
+            quality, bins = quality_metrics(rows, day.ds, SEGMENTS, groups=variants, few_clicks=small)
         with stage("security"):
             sec = security(requests, impressions, clicks, read("orders"), items, thresholds)
         with stage("system"):

@@ -46,14 +46,24 @@ def score_bins(rows: DataFrame, keys: Sequence[str]) -> DataFrame:
     )
 
 
-def ranking_sums(rows: DataFrame, keys: Sequence[str]) -> DataFrame:
+def ranking_sums(rows: DataFrame, keys: Sequence[str], *, few_clicks: bool = False) -> DataFrame:
     """keys + (requests, ndcg_sum, precision_sum, rr_sum) over requests with a click.
 
     ``rows``: impression grain with request_id, score, position, clicked and the keys; every
     key must be constant within a request (model, version, variant and user segment are).
+
+    Only the rows of requests with a click are ranked (the others count for nothing), so the
+    window sorts about a third of the day instead of all of it (at 10M impressions, 3.5M
+    rows). ``few_clicks``: the clicked requests are few enough to broadcast
+    (``metrics.funnel.BROADCAST_CLICKS_MAX``); otherwise Spark picks the join, whose shuffle
+    by request_id the window then reuses.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
+
+    clicked_requests = rows.where(F.col("clicked") > 0).select("request_id").distinct()
+    rows = rows.join(F.broadcast(clicked_requests) if few_clicks else clicked_requests, on="request_id",
+                     how="left_semi")
 
     rank = F.row_number().over(Window.partitionBy("request_id").orderBy(F.desc("score"), F.asc("position")))
     clicked = F.col("clicked")
@@ -95,8 +105,8 @@ def _in_segment(segment: str, user_segment: str | None, item_segment: str | None
     return segment == "all" or segment == user_segment or segment == item_segment
 
 
-def quality_metrics(rows: DataFrame, ds: str, segments: Sequence[str], groups: Iterable[tuple] | None = None
-                    ) -> tuple[list[dict], dict[tuple, ScoreBins]]:
+def quality_metrics(rows: DataFrame, ds: str, segments: Sequence[str], groups: Iterable[tuple] | None = None,
+                    *, few_clicks: bool = False) -> tuple[list[dict], dict[tuple, ScoreBins]]:
     """metrics_daily rows of the quality metrics for every (model, version, variant) x segment,
     and the score bins of each (model, version, variant, segment) for concept drift.
 
@@ -107,7 +117,7 @@ def quality_metrics(rows: DataFrame, ds: str, segments: Sequence[str], groups: I
     from offline_eval.stats.quality import ScoreBins, pointwise
 
     bin_cells = score_bins(rows, [*GROUP_KEYS, "user_segment", "item_segment"]).collect()
-    rank_cells = ranking_sums(rows, [*GROUP_KEYS, "user_segment"]).collect()
+    rank_cells = ranking_sums(rows, [*GROUP_KEYS, "user_segment"], few_clicks=few_clicks).collect()
     if groups is None:  # the (model, version, variant) present; callers that know them save a query
         groups = [tuple(r) for r in rows.select(*GROUP_KEYS).distinct().collect()]
     groups = sorted(set(groups))

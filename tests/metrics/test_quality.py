@@ -26,14 +26,17 @@ def requests():
     return rows
 
 
-def test_ranking_sums_equal_sklearn_and_hand_formulas(spark, requests):
+@pytest.mark.parametrize("few_clicks", [False, True], ids=["join-by-spark", "broadcast-clicked-requests"])
+def test_ranking_sums_equal_sklearn_and_hand_formulas(spark, requests, few_clicks):
+    # Some requests have no click (their rows are left out before ranking).
     df = spark.createDataFrame(
         requests,
         "model_name string, model_version string, variant string, user_segment string, "
         "request_id string, position int, score double, clicked int",
     )
     got = {r["user_segment"]: r.asDict() for r in ranking_sums(df, ["model_name", "model_version", "variant",
-                                                                      "user_segment"]).collect()}
+                                                                      "user_segment"],
+                                                                 few_clicks=few_clicks).collect()}
     for seg in ("new_users", "returning_users"):
         by_req: dict[str, list] = {}
         for row in requests:
@@ -47,6 +50,7 @@ def test_ranking_sums_equal_sklearn_and_hand_formulas(spark, requests):
         precision = ranked[:, :PRECISION_K].sum(axis=1) / PRECISION_K
         rr = 1 / (ranked.argmax(axis=1) + 1)
         g = got[seg]
+        assert len(by_req) - len(clicked) >= 5  # requests without a click are in the data
         assert g["requests"] == len(clicked)
         assert g["ndcg_sum"] / g["requests"] == pytest.approx(ndcg_score(y, s, k=NDCG_K), abs=1e-12)
         assert g["precision_sum"] == pytest.approx(precision.sum(), abs=1e-9)
