@@ -101,3 +101,36 @@ def test_catalogue_coverage_by_hand(spark):
     assert got[("v1", "long_tail_item_share")]["value"] == pytest.approx(2 / 3)
     assert got[("v2", "long_tail_impression_share")]["value"] == pytest.approx(3 / 4)
     assert got[("v2", "long_tail_item_share")]["value"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("broadcast_max", [2_000_000, 0], ids=["flagged-broadcast", "join-by-spark"])
+def test_metrics_without_the_flagged_traffic_by_hand(spark, monkeypatch, broadcast_max):
+    # v1/control: requests r1 (user 1), r2 (user 2), r3 (user 3, flagged); v2/treatment: r4 (user 4).
+    # Impressions (request, user, clicked, orders, gmv): r1 two shown one clicked; r2 one shown and
+    # bought for 30; r3 four shown, none clicked; r4 one shown and clicked.
+    import offline_eval.metrics.serving as serving
+    from offline_eval.metrics.daily import headline_metrics
+
+    monkeypatch.setattr(serving, "BROADCAST_CLICKS_MAX", broadcast_max)
+    requests = spark.createDataFrame(
+        [_req("r1", "s1", "a", 0), _req("r2", "s2", "b", 60), _req("r3", "s3", "bot", 120),
+         _req("r4", "s4", "c", 180, version="v2")], REQUESTS)
+    cols = ("model_name string, model_version string, variant string, request_id string, user_id bigint, "
+            "clicked int, carts int, orders int, units int, gmv double, is_new_item boolean")
+    imp = [("r1", 1, 1, 0, 0.0), ("r1", 1, 0, 0, 0.0), ("r2", 2, 1, 1, 30.0), *[("r3", 3, 0, 0, 0.0)] * 4]
+    rows = spark.createDataFrame(
+        [("m", "v1", "control", r, u, c, o, o, o, g, False) for r, u, c, o, g in imp]
+        + [("m", "v2", "treatment", "r4", 4, 1, 0, 0, 0, 0.0, False)], cols)
+    flagged = requests.where("request_id = 'r3'")
+    sec = serving.Security([], flagged.select("request_id"), flagged.select("session_id"), any_flagged=True)
+    got = {(r["model_version"], r["metric"]): (r["value"], r["numerator"], r["denominator"])
+           for r in serving.security_metrics(
+               requests, rows, sec, lambda r: [x.asDict() for x in headline_metrics(r, "2026-06-11").collect()], [])}
+    assert got[("v1", "bot_requests")] == (1.0, 1.0, None)
+    assert got[("v1", "bot_request_share")] == (pytest.approx(1 / 3), 1.0, 3.0)
+    assert got[("v1", "bot_impression_share")] == (pytest.approx(4 / 7), 4.0, 7.0)
+    assert got[("v1", "ctr_clean")] == (pytest.approx(2 / 3), 2.0, 3.0)  # r1 and r2: 2 clicks, 3 shown
+    assert got[("v1", "cvr_clean")] == (pytest.approx(1 / 2), 1.0, 2.0)
+    assert got[("v1", "gmv_per_user_clean")] == (pytest.approx(15.0), 30.0, 2.0)  # users 1 and 2
+    assert got[("v2", "bot_impression_share")] == (0.0, 0.0, 1.0)
+    assert got[("v2", "ctr_clean")] == (1.0, 1.0, 1.0)
