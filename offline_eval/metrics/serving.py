@@ -203,9 +203,8 @@ def security_metrics(requests: DataFrame, rows: DataFrame, sec: Security,
     # The flagged requests, counted above, are usually a small share of the day: broadcast them
     # to the impression rows, which then are not shuffled by request_id for either join below
     # (left to Spark, both sides were shuffled before it saw how small the flagged side was).
-    ids = sec.flagged_requests
     if sum(r["bot"] for r in req) <= BROADCAST_CLICKS_MAX:
-        flagged, ids = F.broadcast(flagged), F.broadcast(ids)
+        flagged = F.broadcast(flagged)
     imp = (rows.join(flagged, on="request_id", how="left").groupBy(*VERSION_ARM)
            .agg(F.count("*").alias("n"), F.count("flagged").alias("bot")).collect())
     out = []
@@ -218,7 +217,7 @@ def security_metrics(requests: DataFrame, rows: DataFrame, sec: Security,
                 _row(key, "unknown_item_ids", float(unknown), float(unknown))]
         if i is not None:
             out.append(_row(key, "bot_impression_share", i["bot"] / i["n"], float(i["bot"]), float(i["n"])))
-    clean = business(rows.join(ids, on="request_id", how="left_anti"))
+    clean = business(rows.join(flagged, on="request_id", how="left_anti"))  # an anti join keeps rows' columns
     for m in clean:
         if m["segment"] == "all" and m["metric"] in CLEAN_METRICS:
             out.append({**m, "metric": f"{m['metric']}_clean"})
