@@ -111,7 +111,7 @@ def _explode_segments(cells: DataFrame) -> DataFrame:
 
 def cells_of(rows: DataFrame) -> DataFrame:
     """The one aggregation of the impression rows behind the per-user business metrics: sums
-    per (group, experiment, user, user segment, item segment) cell.
+    per (group, experiment, user, is_new_user, is_new_item) cell.
 
     The per-user sums and the grid of groups are sums of these cells. "all" and the user and
     item segments partition the same rows, so a segment is a sum of whole cells, and only the

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from offline_eval.config import DayConfig
 from offline_eval.contract import IMPRESSIONS, METRICS_DAILY, categorical_features, numeric_features
+from offline_eval.metrics import BROADCAST_ROWS_MAX
 from offline_eval.metrics.ab import MetricSpec, arm_moments
 from offline_eval.metrics.catalog import catalog_coverage
 from offline_eval.metrics.daily import (
@@ -31,7 +32,7 @@ from offline_eval.metrics.daily import (
     with_prior_buyers,
     with_segments,
 )
-from offline_eval.metrics.funnel import BROADCAST_CLICKS_MAX, IMPRESSION_KEYS, impression_funnel
+from offline_eval.metrics.funnel import IMPRESSION_KEYS, impression_funnel
 from offline_eval.metrics.profile import categorical_counts, numeric_profiles
 from offline_eval.metrics.quality import quality_metrics
 from offline_eval.metrics.sample import bounded_sample
@@ -96,8 +97,8 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: 
     impressions = read("impressions")
     users, items, clicks, requests = read("users"), read("items"), read("clicks"), read("requests")
     with stage("count_clicks"):
-        small = clicks.count() <= BROADCAST_CLICKS_MAX  # a count of the cached day: no read
-    funnel = impression_funnel(impressions, clicks, read("add_to_cart"), read("orders"), small=small)
+        few_clicks = clicks.count() <= BROADCAST_ROWS_MAX  # a count of the cached day: no read
+    funnel = impression_funnel(impressions, clicks, read("add_to_cart"), read("orders"), few_clicks=few_clicks)
     rows = (
         funnel.transform(lambda df: with_segments(df, users, items, day.ds, day.new_user_days, day.new_item_days))
         .transform(lambda df: with_prior_buyers(df, prior_orders))
@@ -116,7 +117,7 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: 
         # the passes below need not look them up again.
         variants = {(m["model_name"], m["model_version"], m["variant"]) for m in business}
         with stage("quality"):
-            quality, bins = quality_metrics(rows, day.ds, SEGMENTS, groups=variants, few_clicks=small)
+            quality, bins = quality_metrics(rows, day.ds, SEGMENTS, groups=variants, few_clicks=few_clicks)
         with stage("security"):
             sec = security(requests, impressions, clicks, read("orders"), items, thresholds)
         with stage("system"):

@@ -32,11 +32,6 @@ FUNNEL_COLUMNS = (
 )
 
 
-# Below this many click rows, the clicks (and everything attributed to them) are broadcast to
-# the impressions, which then never shuffle: a day's funnel is one pass over its impressions.
-BROADCAST_CLICKS_MAX = 2_000_000
-
-
 def attributed_clicks(impressions: DataFrame, clicks: DataFrame, *, broadcast: bool = False) -> DataFrame:
     """Clicks that match an impression: (request_id, item_id, click_ts, user_id), one per distinct click.
 
@@ -94,25 +89,25 @@ def attribute_events(events: DataFrame, clicks: DataFrame, event_id: str, event_
 
 
 def impression_funnel(
-    impressions: DataFrame, clicks: DataFrame, add_to_cart: DataFrame, orders: DataFrame, *, small: bool = False
+    impressions: DataFrame, clicks: DataFrame, add_to_cart: DataFrame, orders: DataFrame, *, few_clicks: bool = False
 ) -> DataFrame:
     """Impression grain: clicked (0/1), carts, orders, units and GMV attributed to each impression.
 
     The outcomes are gathered per clicked impression first (carts and orders are attributed to
-    clicks, so their keys are clicked keys) and joined to the impressions once. ``small``: the
-    clicks are few enough to broadcast (``BROADCAST_CLICKS_MAX``), so the impressions are read
-    in one pass and never shuffled."""
+    clicks, so their keys are clicked keys) and joined to the impressions once. ``few_clicks``:
+    the clicks are few enough to broadcast (``metrics.BROADCAST_ROWS_MAX``), so the impressions
+    are read in one pass and never shuffled."""
     from pyspark.sql import functions as F
 
     keys = list(IMPRESSION_KEYS)
-    clicked = attributed_clicks(impressions, clicks, broadcast=small)
+    clicked = attributed_clicks(impressions, clicks, broadcast=few_clicks)
     carts = (
-        attribute_events(add_to_cart, clicked, "cart_event_id", "event_ts", broadcast=small)
+        attribute_events(add_to_cart, clicked, "cart_event_id", "event_ts", broadcast=few_clicks)
         .groupBy(*keys)
         .agg(F.count("*").alias("carts"))
     )
     bought = (
-        attribute_events(orders, clicked, "order_id", "order_ts", broadcast=small)
+        attribute_events(orders, clicked, "order_id", "order_ts", broadcast=few_clicks)
         .groupBy(*keys)
         .agg(
             F.count("*").alias("orders"),
@@ -126,12 +121,12 @@ def impression_funnel(
     # among them), without another scan of the impressions.
     outcomes = (
         clicks.where("click_ts IS NOT NULL").select(*keys).distinct().withColumn("clicked", F.lit(1))
-        .join(F.broadcast(carts) if small else carts, on=keys, how="left")
-        .join(F.broadcast(bought) if small else bought, on=keys, how="left")
+        .join(F.broadcast(carts) if few_clicks else carts, on=keys, how="left")
+        .join(F.broadcast(bought) if few_clicks else bought, on=keys, how="left")
     )
     return (
         impressions.select(*FUNNEL_COLUMNS[:9])
-        .join(F.broadcast(outcomes) if small else outcomes, on=keys, how="left")
+        .join(F.broadcast(outcomes) if few_clicks else outcomes, on=keys, how="left")
         .fillna(0, subset=["clicked", "carts", "orders", "units"])
         .fillna(0.0, subset=["gmv"])
         .select(*FUNNEL_COLUMNS)

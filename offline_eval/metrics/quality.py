@@ -55,7 +55,7 @@ def ranking_sums(rows: DataFrame, keys: Sequence[str], *, few_clicks: bool = Fal
     Only the rows of requests with a click are ranked (the others count for nothing), so the
     window sorts about a third of the day instead of all of it (at 10M impressions, 3.5M
     rows). ``few_clicks``: the clicked requests are few enough to broadcast
-    (``metrics.funnel.BROADCAST_CLICKS_MAX``); otherwise Spark picks the join, whose shuffle
+    (``metrics.BROADCAST_ROWS_MAX``); otherwise Spark picks the join, whose shuffle
     by request_id the window then reuses.
     """
     from pyspark.sql import Window

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
-from offline_eval.metrics.funnel import BROADCAST_CLICKS_MAX
+from offline_eval.metrics import BROADCAST_ROWS_MAX
 from offline_eval.thresholds import DEFAULT, Thresholds
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ def security_metrics(requests: DataFrame, rows: DataFrame, sec: Security,
     # The flagged requests, counted above, are usually a small share of the day: broadcast them
     # to the impression rows, which then are not shuffled by request_id for either join below
     # (left to Spark, both sides were shuffled before it saw how small the flagged side was).
-    if sum(r["bot"] for r in req) <= BROADCAST_CLICKS_MAX:
+    if sum(r["bot"] for r in req) <= BROADCAST_ROWS_MAX:
         flagged = F.broadcast(flagged)
     imp = (rows.join(flagged, on="request_id", how="left").groupBy(*VERSION_ARM)
            .agg(F.count("*").alias("n"), F.count("flagged").alias("bot")).collect())

@@ -111,7 +111,7 @@ def test_metrics_without_the_flagged_traffic_by_hand(spark, monkeypatch, broadca
     import offline_eval.metrics.serving as serving
     from offline_eval.metrics.daily import headline_metrics
 
-    monkeypatch.setattr(serving, "BROADCAST_CLICKS_MAX", broadcast_max)
+    monkeypatch.setattr(serving, "BROADCAST_ROWS_MAX", broadcast_max)
     requests = spark.createDataFrame(
         [_req("r1", "s1", "a", 0), _req("r2", "s2", "b", 60), _req("r3", "s3", "bot", 120),
          _req("r4", "s4", "c", 180, version="v2")], REQUESTS)
