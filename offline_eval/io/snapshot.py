@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from offline_eval.dates import validate_ds
+from offline_eval.io.tables import GLOBAL_TEMP
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from offline_eval.io.tables import Tables
 
 log = logging.getLogger(__name__)
-
-GLOBAL = "global_temp"
 
 
 class DaySnapshot:
@@ -45,10 +44,10 @@ class DaySnapshot:
         return self.read(table)
 
     def read(self, table: str) -> DataFrame:
-        return self.spark.table(f"{GLOBAL}.{self.view(table)}")
+        return self.spark.table(f"{GLOBAL_TEMP}.{self.view(table)}")
 
     def exists(self, tables: Iterable[str]) -> bool:
-        return all(self.spark.catalog.tableExists(f"{GLOBAL}.{self.view(t)}") for t in tables)
+        return all(self.spark.catalog.tableExists(f"{GLOBAL_TEMP}.{self.view(t)}") for t in tables)
 
     def drop(self, tables: Iterable[str]) -> None:
         for t in tables:

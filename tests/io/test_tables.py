@@ -93,3 +93,39 @@ def test_a_table_of_a_release_that_only_appended_columns_gains_them(spark, setti
     assert [c.name for c in spark.catalog.listColumns(f"{settings.database}.{old.name}")] == new.all_columns
     (row,) = spark.sql(f"SELECT score, clicked FROM {tables.qualified(old.name)}").collect()
     assert (row["score"], row["clicked"]) == (0.25, None)
+
+
+def test_ensure_checks_a_contract_once_per_engine(spark, settings, monkeypatch):
+    """The second ensure of the same tables asks the metastore nothing (the engine keeps the
+    marker); a changed contract of a table is checked, and its missing table created, at once."""
+    from offline_eval.contract import METRICS_DAILY, TableSpec
+
+    tables = Tables(spark, settings)
+    spec = TableSpec("ensured_once", METRICS_DAILY.columns, METRICS_DAILY.keys, "")
+    tables.ensure([spec])
+    assert spark.catalog.tableExists(f"{settings.database}.ensured_once")
+
+    def no_check(specs):
+        raise AssertionError(f"checked again: {[s.name for s in specs]}")
+
+    monkeypatch.setattr(tables, "_ensure", no_check)
+    tables.ensure([spec])  # the marker: no check
+    monkeypatch.undo()
+    changed = TableSpec("ensured_once_v2", (*METRICS_DAILY.columns, ("note", "string")), METRICS_DAILY.keys, "")
+    tables.ensure([spec, changed])
+    assert [c.name for c in spark.catalog.listColumns(f"{settings.database}.ensured_once_v2")] == changed.all_columns
+
+
+def test_ensured_marker_is_keyed_by_database_and_contract():
+    from offline_eval.contract import METRICS_DAILY, TableSpec
+    from offline_eval.io.tables import ensured_marker
+
+    spec = TableSpec("t", METRICS_DAILY.columns, METRICS_DAILY.keys, "described one way")
+    retyped = TableSpec("t", (*METRICS_DAILY.columns[:-1], (METRICS_DAILY.columns[-1][0], "float")), (), "")
+    marker = ensured_marker("db", [spec])
+    assert marker.startswith("oe_ensured__db__") and len(marker) == len("oe_ensured__db__") + 16
+    assert ensured_marker("db", [TableSpec("t", spec.columns, (), "described another way")]) == marker
+    assert ensured_marker("db", [retyped]) != marker
+    assert ensured_marker("db2", [spec]) != marker
+    with pytest.raises(ConfigError):
+        ensured_marker("db; drop database x", [spec])
