@@ -91,11 +91,12 @@ class Tables:
 
         Once per engine: the checks (the tables listed, each one's columns and location read
         from the metastore) took 1.5 to 1.7 s and about 2 s of the engine's CPU for the ten
-        result tables on Derby, and compute, baselines and drift each ensure them, every day. A check that passed leaves a marker in the engine (an
-        empty global temporary view named after the database and these specs' contract, see
-        ``ensured_marker``), and the next ``ensure`` of the same tables ends there. The marker
-        lives as long as the engine: a restarted engine (the only way debris appears) checks
-        and cleans again, and a release whose contract changed checks its tables anew."""
+        result tables on Derby, and compute, baselines and drift each ensure them, every day.
+        A check that passed leaves a marker in the engine (an empty global temporary view
+        named after the database and these specs' contract, see ``ensured_marker``), and the
+        next ``ensure`` of the same tables ends there. The marker lives as long as the engine:
+        a restarted engine (the only way debris appears) checks and cleans again, and a
+        release whose contract changed checks its tables anew."""
         specs = list(specs if specs is not None else ALL_TABLES.values())
         marker = ensured_marker(self.database, specs)
         if self.spark.catalog.tableExists(f"{GLOBAL_TEMP}.{marker}"):
