@@ -220,6 +220,11 @@ class Settings:
             # A day's inputs and its impression-grain rows are cached once and read a few times:
             # compressing the cache cost more CPU (per-column encoding statistics) than it saved.
             "spark.sql.inMemoryColumnarStorage.compressed": "false",
+            # Each server session keeps the file listings of the partitions it has read, and a
+            # write in another session (a task of the next hour's shared session, a rerun) does
+            # not invalidate them: the first session would then read deleted files. A day's
+            # partition has a few files, so listing them at each read costs next to nothing.
+            "spark.sql.hive.filesourcePartitionFileCacheSize": "0",
         }
 
     def engine_conf(self) -> dict[str, str]:

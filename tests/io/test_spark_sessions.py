@@ -118,3 +118,39 @@ def test_a_released_shared_session_is_replaced_by_a_private_one_with_a_warning(e
     assert "sum 6" in after.stdout  # 0+1+2+3
     assert "view False" in after.stdout  # a new session
     assert "shared session of this hour was released" in after.stdout
+
+
+def test_a_session_reads_a_partition_that_another_session_overwrote(engine, settings):
+    """Two server sessions of the engine, as when a task runs across the hour and a task of the
+    new hour (a rerun) rewrites a partition: the first session listed the partition's files,
+    the second replaces them, and the first must read the new rows, not the deleted files."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    from offline_eval.io.spark import configure
+
+    def session() -> SparkSession:
+        url = with_session_id(settings.spark_remote, str(uuid.uuid4()))
+        return configure(SparkSession.builder.remote(url).create(), settings)
+
+    first, second = session(), session()
+    table = f"{settings.database}.listing_probe"
+    first.sql(f"CREATE DATABASE IF NOT EXISTS {settings.database}")
+    first.sql(f"DROP TABLE IF EXISTS {table}")
+    first.sql(f"CREATE TABLE {table} (v BIGINT, ds STRING) USING parquet PARTITIONED BY (ds)")
+
+    def total(spark: SparkSession) -> int:
+        return spark.table(table).where(F.col("ds") == "2026-06-18").agg(F.sum("v")).first()[0]
+
+    try:
+        first.range(3).select(F.col("id").alias("v"), F.lit("2026-06-18").alias("ds")).write.insertInto(table)
+        assert total(first) == 0 + 1 + 2  # the first session has listed the partition's files
+        second.range(10, 15).select(F.col("id").alias("v"), F.lit("2026-06-18").alias("ds")) \
+            .write.insertInto(table, overwrite=True)
+        assert total(second) == 10 + 11 + 12 + 13 + 14
+        assert total(first) == 10 + 11 + 12 + 13 + 14
+    finally:
+        first.sql(f"DROP TABLE IF EXISTS {table}")
+        for s in (first, second):
+            s.client.release_session()
+            s.stop()
