@@ -101,10 +101,10 @@ def psi_bins(frame: pd.DataFrame, edges: dict[str, list[float]]) -> pd.DataFrame
         if column not in out:
             continue
         x = pd.to_numeric(out[column], errors="coerce").to_numpy(dtype=float)
-        b = np.searchsorted(np.asarray(e, dtype=float), x, side="left").astype(object)
+        names = np.array([f"bin{k:02d}" for k in range(len(e) + 1)], dtype=object)
+        b = names[np.searchsorted(np.asarray(e, dtype=float), x, side="left")]  # a new array
         b[np.isnan(x)] = None
-        out[PSI_BIN_PREFIX + column] = pd.Series([None if v is None else f"bin{int(v):02d}" for v in b],
-                                                 index=out.index, dtype=object)
+        out[PSI_BIN_PREFIX + column] = pd.Series(b, index=out.index, dtype=object)
     return out
 
 

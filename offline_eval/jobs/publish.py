@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ from offline_eval.reporting.day import DayHeadline
 from offline_eval.stats.incidents import group
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
@@ -59,32 +61,56 @@ def incident_summaries(alert_rows: list[dict], ds: str) -> list[dict]:
              "cause": i.cause, "alert_ids": [a["alert_id"] for a in i.alerts]} for i in group(alert_rows, ds)]
 
 
+def _warm_up(settings: Settings) -> None:
+    """Import Evidently and open the MLflow tracking store (seconds of Python each) while the
+    engine serves the day's tables; the first version's report then starts at once."""
+    try:
+        importlib.import_module("evidently")
+        mlflow_log.client(settings)
+    except Exception:  # the same call in the job raises it where it belongs
+        log.debug("warming up Evidently and MLflow failed", exc_info=True)
+
+
 def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "manual",
         spark: SparkSession | None = None) -> list[dict[str, str]]:
-    # Evidently takes seconds to import: let it load while the engine serves the day's tables.
-    threading.Thread(target=importlib.import_module, args=("evidently",), daemon=True).start()
     settings = settings or Settings.from_env()
+    threading.Thread(target=_warm_up, args=(settings,), daemon=True).start()
     spark = spark or get_spark(settings, tag=f"offline-eval-publish-{day.ds}")
     tables = Tables(spark, settings)
     metric_rows = results.day_rows(tables, "metrics_daily", [day.ds]).get(day.ds)
     if not metric_rows:
         raise NothingComputed(f"table metrics_daily: partition ds={day.ds} does not exist (check: partition_exists); "
                               "run the compute task of that day first")
+    reference_ds = day.ds_offset(-1)
+    by_version = mlflow_log.metrics_by_version(metric_rows)
+    models = sorted(by_version)
+    # The versions' samples of the day and the day before are fetched side by side while the
+    # other result tables are read: each read is a round trip to the engine.
+    pool = ThreadPoolExecutor(4, thread_name_prefix="publish-read")
+    try:
+        samples = {(ds, *key): pool.submit(results.sample, tables, ds, *key)
+                   for key in models for ds in (day.ds, reference_ds)}
+        return _publish(day, settings, dag_run_id, tables, metric_rows, by_version, models, samples)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _publish(day: DayConfig, settings: Settings, dag_run_id: str, tables: Tables, metric_rows: list[dict],
+             by_version: dict, models: list[tuple[str, str]],
+             samples: dict[tuple[str, str, str], Future[pd.DataFrame]]) -> list[dict[str, str]]:
     drift = results.by_version(results.day_rows(tables, "drift_daily", [day.ds]).get(day.ds, []))
     concept = results.by_version(results.concept_rows(tables, [day.ds]).get(day.ds, []))
     alerts = results.by_version(results.day_rows(tables, "alerts_daily", [day.ds]).get(day.ds, []))
     lifts = results.by_version(results.day_rows(tables, "lifts_daily", [day.ds]).get(day.ds, []))
     reference_ds = day.ds_offset(-1)
     validation = validation_file(settings, day.ds)
-    by_version = mlflow_log.metrics_by_version(metric_rows)
     inputs = input_partitions(validation, day.ds)
-    models = sorted(by_version)
     published = []
     for i, (name, version) in enumerate(models, 1):
         t0 = time.monotonic()
         key = (name, version)
-        current = results.sample(tables, day.ds, name, version)
-        reference = results.sample(tables, reference_ds, name, version)
+        current = samples[(day.ds, *key)].result()
+        reference = samples[(reference_ds, *key)].result()
         version_rows = [{k: v for k, v in r.items() if k != "ds"} for r in metric_rows
                         if (r["model_name"], r["model_version"]) == key]
         drift_rows, concept_rows, alert_rows = drift.get(key, []), concept.get(key, []), alerts.get(key, [])

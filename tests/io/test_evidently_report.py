@@ -17,7 +17,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from offline_eval.io.evidently_report import LABEL, build_report, install_viewer, safe_html, viewer_script
+from offline_eval.io.evidently_report import (
+    LABEL,
+    PSI_BIN_PREFIX,
+    build_report,
+    install_viewer,
+    psi_bins,
+    safe_html,
+    viewer_script,
+)
 from offline_eval.reporting.day import DayHeadline
 
 HOSTILE = ['</script><script>alert("x")</script>', "<!--", "<img src=x onerror=alert(1)>", "</SCRIPT >"]
@@ -311,3 +319,14 @@ def test_the_page_links_the_days_validation_and_its_data_docs(tmp_path):
     assert f'<a href="{docs}">Data Docs</a>' in page and '<a href="validation.json">' in page
     # the relative URL leads from the report's folder to the day's site under reports/validation
     assert (d / docs).resolve() == (tmp_path / "reports" / "validation" / DS / "data_docs" / "index.html").resolve()
+
+
+def test_psi_bins_follow_the_reference_edges_right_closed():
+    """Bin k is (e_{k-1}, e_k] on edges 1, 2, 3: a value on an edge falls in the bin below it;
+    below the first edge is bin00, above the last bin03; missing stays missing; a column without
+    edges gets no bin column, one without values in the frame is left alone."""
+    frame = pd.DataFrame({"f": [0.5, 1.0, 1.5, 2.0, 3.0, 3.5, np.nan, None], "g": list("abcdefgh")})
+    out = psi_bins(frame, {"f": [1.0, 2.0, 3.0], "absent": [0.0]})
+    assert out[PSI_BIN_PREFIX + "f"].tolist() == ["bin00", "bin00", "bin01", "bin01", "bin02", "bin03", None, None]
+    assert set(out.columns) == {"f", "g", PSI_BIN_PREFIX + "f"}
+    assert PSI_BIN_PREFIX + "f" not in frame  # the caller's frame is not changed
