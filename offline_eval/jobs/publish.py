@@ -81,22 +81,19 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
     if not metric_rows:
         raise NothingComputed(f"table metrics_daily: partition ds={day.ds} does not exist (check: partition_exists); "
                               "run the compute task of that day first")
-    reference_ds = day.ds_offset(-1)
-    by_version = mlflow_log.metrics_by_version(metric_rows)
-    models = sorted(by_version)
     # The versions' samples of the day and the day before are fetched side by side while the
     # other result tables are read: each read is a round trip to the engine.
     pool = ThreadPoolExecutor(4, thread_name_prefix="publish-read")
     try:
         samples = {(ds, *key): pool.submit(results.sample, tables, ds, *key)
-                   for key in models for ds in (day.ds, reference_ds)}
-        return _publish(day, settings, dag_run_id, tables, metric_rows, by_version, models, samples)
+                   for key in {(r["model_name"], r["model_version"]) for r in metric_rows}
+                   for ds in (day.ds, day.ds_offset(-1))}
+        return _publish(day, settings, dag_run_id, tables, metric_rows, samples)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _publish(day: DayConfig, settings: Settings, dag_run_id: str, tables: Tables, metric_rows: list[dict],
-             by_version: dict, models: list[tuple[str, str]],
              samples: dict[tuple[str, str, str], Future[pd.DataFrame]]) -> list[dict[str, str]]:
     drift = results.by_version(results.day_rows(tables, "drift_daily", [day.ds]).get(day.ds, []))
     concept = results.by_version(results.concept_rows(tables, [day.ds]).get(day.ds, []))
@@ -104,7 +101,9 @@ def _publish(day: DayConfig, settings: Settings, dag_run_id: str, tables: Tables
     lifts = results.by_version(results.day_rows(tables, "lifts_daily", [day.ds]).get(day.ds, []))
     reference_ds = day.ds_offset(-1)
     validation = validation_file(settings, day.ds)
+    by_version = mlflow_log.metrics_by_version(metric_rows)
     inputs = input_partitions(validation, day.ds)
+    models = sorted(by_version)
     published = []
     for i, (name, version) in enumerate(models, 1):
         t0 = time.monotonic()
