@@ -34,6 +34,8 @@ from offline_eval.reporting.day import DayHeadline
 from offline_eval.stats.incidents import group
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
     from pyspark.sql import SparkSession
 
@@ -81,35 +83,50 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
     if not metric_rows:
         raise NothingComputed(f"table metrics_daily: partition ds={day.ds} does not exist (check: partition_exists); "
                               "run the compute task of that day first")
-    # The versions' samples of the day and the day before are fetched side by side while the
-    # other result tables are read: each read is a round trip to the engine.
-    pool = ThreadPoolExecutor(4, thread_name_prefix="publish-read")
+    by_version = mlflow_log.metrics_by_version(metric_rows)
+    pool = ThreadPoolExecutor(2, thread_name_prefix="publish-read")
     try:
-        samples = {(ds, *key): pool.submit(results.sample, tables, ds, *key)
-                   for key in {(r["model_name"], r["model_version"]) for r in metric_rows}
-                   for ds in (day.ds, day.ds_offset(-1))}
-        return _publish(day, settings, dag_run_id, tables, metric_rows, samples)
+        samples = _samples(pool, tables, (day.ds, day.ds_offset(-1)), sorted(by_version))
+        return _publish(day, settings, dag_run_id, tables, metric_rows, by_version, samples)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _samples(pool: ThreadPoolExecutor, tables: Tables, dates: tuple[str, str],
+             models: list[tuple[str, str]]) -> Iterator[tuple[tuple[str, str], pd.DataFrame, pd.DataFrame]]:
+    """Each version's samples of ``dates`` (the day, the day before), in ``models``' order. The
+    first version's two are fetched side by side from now on, while publish reads the other
+    result tables, and each next version's while the one before is published: one version
+    ahead, so memory holds at most two versions' samples (each up to ``sample_rows`` rows)."""
+    def fetch(key: tuple[str, str]) -> list[Future[pd.DataFrame]]:
+        return [pool.submit(results.sample, tables, ds, *key) for ds in dates]
+
+    first = fetch(models[0]) if models else []
+
+    def each() -> Iterator[tuple[tuple[str, str], pd.DataFrame, pd.DataFrame]]:
+        pending = first
+        for i, key in enumerate(models):
+            now, pending = pending, (fetch(models[i + 1]) if i + 1 < len(models) else [])
+            current, reference = (f.result() for f in now)
+            yield key, current, reference
+
+    return each()
+
+
 def _publish(day: DayConfig, settings: Settings, dag_run_id: str, tables: Tables, metric_rows: list[dict],
-             samples: dict[tuple[str, str, str], Future[pd.DataFrame]]) -> list[dict[str, str]]:
+             by_version: dict[tuple[str, str], dict[str, float | None]],
+             samples: Iterator[tuple[tuple[str, str], pd.DataFrame, pd.DataFrame]]) -> list[dict[str, str]]:
     drift = results.by_version(results.day_rows(tables, "drift_daily", [day.ds]).get(day.ds, []))
     concept = results.by_version(results.concept_rows(tables, [day.ds]).get(day.ds, []))
     alerts = results.by_version(results.day_rows(tables, "alerts_daily", [day.ds]).get(day.ds, []))
     lifts = results.by_version(results.day_rows(tables, "lifts_daily", [day.ds]).get(day.ds, []))
     reference_ds = day.ds_offset(-1)
     validation = validation_file(settings, day.ds)
-    by_version = mlflow_log.metrics_by_version(metric_rows)
     inputs = input_partitions(validation, day.ds)
-    models = sorted(by_version)
     published = []
-    for i, (name, version) in enumerate(models, 1):
+    for i, (key, current, reference) in enumerate(samples, 1):
         t0 = time.monotonic()
-        key = (name, version)
-        current = samples[(day.ds, *key)].result()
-        reference = samples[(reference_ds, *key)].result()
+        name, version = key
         version_rows = [{k: v for k, v in r.items() if k != "ds"} for r in metric_rows
                         if (r["model_name"], r["model_version"]) == key]
         drift_rows, concept_rows, alert_rows = drift.get(key, []), concept.get(key, []), alerts.get(key, [])
@@ -173,7 +190,7 @@ def _publish(day: DayConfig, settings: Settings, dag_run_id: str, tables: Tables
             inputs=inputs,
         )
         write_json_atomic(out_dir / "mlflow_run.json", {**run, "tracking_uri": settings.mlflow_tracking_uri})
-        log.info("[%d/%d] %s %s %s: report %s, MLflow run %s (%s new metrics) in %.1fs", i, len(models),
+        log.info("[%d/%d] %s %s %s: report %s, MLflow run %s (%s new metrics) in %.1fs", i, len(by_version),
                  name, version, day.ds, html, run["run_id"], run["metrics_logged"], time.monotonic() - t0)
         published.append({"model_name": name, "model_version": version, "report": str(html), **run})
     return published
