@@ -13,6 +13,14 @@ airflow_init() {
   fi
 }
 
+# While a backfill runs the DAG is unpaused, and the scheduler would also start the run of the
+# latest interval (yesterday), whose partitions need not exist: the DAGs schedule nothing after
+# the backfill's last day unless the caller exported a day of its own. Call before the DAGs are
+# serialized (airflow_init) and the components start.
+schedule_until() {
+  export OFFLINE_EVAL_DAILY_END_DATE="${OFFLINE_EVAL_DAILY_END_DATE:-$1}"
+}
+
 airflow_start() {
   local c
   for c in api-server scheduler dag-processor; do

@@ -16,10 +16,7 @@ DAG_ID="offline_eval_daily"
 : "${AIRFLOW_HOME:?source scripts/env.sh first}"
 . "$(dirname "$0")/airflow_stack.sh"
 
-# Unpausing the DAG for the backfill would also let the scheduler start the run of the latest
-# interval (yesterday), whose partitions need not exist: schedule nothing after END unless the
-# caller says otherwise (make demo sets the same). Exported before the DAGs are serialized.
-export OFFLINE_EVAL_DAILY_END_DATE="${OFFLINE_EVAL_DAILY_END_DATE:-$END}"
+schedule_until "$END"  # no scheduled run for a day after END meanwhile (airflow_stack.sh)
 offline-eval engine start
 [ "${AIRFLOW_READY:-}" = 1 ] || airflow_init  # make demo has done it beside the data set-up
 close_unfinished() {

@@ -11,6 +11,9 @@ t0=$(date +%s)
 HISTORY_DAYS="${HISTORY_DAYS:-7}"
 GEN_START=$(python -c "import datetime as d; print(d.date.fromisoformat('$START') - d.timedelta(days=$HISTORY_DAYS))")
 . scripts/airflow_stack.sh
+# The demo's days are in the past: schedule nothing after them (no run for today), from the
+# first serialization of the DAGs on (airflow_init below), not only once the backfill starts.
+schedule_until "$END"
 # Airflow's database set-up needs no Spark: it runs beside the engine's start and the generator.
 mkdir -p "$AIRFLOW_COMPONENT_LOGS"
 ( airflow_init ) > "$AIRFLOW_COMPONENT_LOGS/init.log" 2>&1 &
@@ -33,8 +36,6 @@ echo "== 2/3 evaluate $START..$END: airflow backfill of offline_eval_daily (vali
 echo "        then one offline_eval_ab_readout run for $END (A/B readout of the experiment up to $END; the readout"
 echo "        DAG stays paused during the backfill, so the 14 evaluated-day asset events start no readouts),"
 echo "        and beside it the weekly evaluation of every whole week (offline-eval weekly)"
-# The demo's days are in the past: schedule nothing after them (no run for today).
-export OFFLINE_EVAL_DAILY_END_DATE="$END"
 # Every whole week [Mon, Sun] of the evaluated days (the default two: ending 06-14 and 06-21):
 # evaluated once the daily runs have finished, beside the readout (AFTER_DAILY of backfill.sh).
 SUNDAYS=$(python -c "

@@ -45,3 +45,26 @@ def test_an_interrupted_backfill_is_closed_and_the_next_one_starts(tmp_path):
     # columns: dag id, run id, state, run after, logical date (the day evaluated: ds)
     assert sorted((r[4][:10], r[2], r[1].split("__")[0]) for r in runs) == [
         (f"2026-06-{d:02d}", "queued", "backfill") for d in (8, 9, 10)]
+
+
+def test_a_backfill_schedules_no_run_after_its_last_day(tmp_path):
+    """scripts/backfill.sh unpauses the DAG while it runs; the scheduler would then also start the
+    run of the latest interval (yesterday), which has no partitions and fails. With the backfill's
+    `schedule_until END` the serialized DAG has no next scheduled run, so the scheduler (which
+    creates runs only for a DAG whose next run is due) starts none; without it, it has one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "OFFLINE_EVAL", "MLFLOW_TRACKING"))}
+    env.update(OFFLINE_EVAL_HOME=str(tmp_path / "home"), OFFLINE_EVAL_REPORTS=str(tmp_path / "reports"))
+    next_run = ("python -c \"from airflow.models import DagModel; from airflow.utils.session import create_session\n"
+                f"with create_session() as s: print('NEXT', s.get(DagModel, '{DAG}').next_dagrun_create_after)\"")
+
+    def reserialized(prefix: str) -> str:
+        out = _sh(env, f"{prefix}airflow dags reserialize > /dev/null && {next_run}").stdout
+        return next(line for line in out.splitlines() if line.startswith("NEXT ")).removeprefix("NEXT ")
+
+    _sh(env, "airflow db migrate > /dev/null")
+    # Without it (the DAG as any scheduler parses it): the latest interval's run is due.
+    assert reserialized("") != "None"
+    assert reserialized(". scripts/airflow_stack.sh && schedule_until 2026-06-10 && ") == "None"
+    # A day the caller exported wins (make demo exports its own last day).
+    assert reserialized(". scripts/airflow_stack.sh && export OFFLINE_EVAL_DAILY_END_DATE=2026-06-10 && "
+                        "schedule_until 2099-01-01 && ") == "None"
