@@ -1,8 +1,9 @@
 """Backfills of a DAG:
 
   backfills.py wait --dag-id D --start S --end E   progress of the runs over S..E until all have
-      finished and the scheduler has closed the backfill; exit 0 if every run succeeded, 1 if
-      any failed, 2 on timeout. Through Airflow's public REST API (the api-server at
+      finished and the scheduler has closed the backfill, then how long a run took (median,
+      min, max from its start to its end) and each task's mean duration; exit 0 if every run
+      succeeded, 1 if any failed, 2 on timeout. Through Airflow's public REST API (the api-server at
       AIRFLOW__API__BASE_URL), with the token in AIRFLOW_API_TOKEN, or, when the simple auth
       manager runs with all users admins (the embedded stack), the token it hands out.
   backfills.py wait ... --no-await-close             the same, without waiting for the scheduler to
@@ -24,6 +25,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import statistics
 import sys
 import time
 import urllib.error
@@ -65,11 +67,6 @@ class Api:
             raise SystemExit(f"error: {method} {path}: HTTP {exc.code}: {exc.read()[:500]!r}") from None
 
 
-def latest_runs(api: Api, dag_id: str, start: dt.date, end: dt.date) -> dict[str, str]:
-    """{ds: state} of the latest run of each day of start..end."""
-    return {ds: str(run["state"]) for ds, run in latest_run_records(api, dag_id, start, end).items()}
-
-
 def latest_run_records(api: Api, dag_id: str, start: dt.date, end: dt.date) -> dict[str, dict]:
     """{ds: run} of the latest run of each day of start..end, as the REST API gives it."""
     out: dict[str, dict] = {}
@@ -84,6 +81,46 @@ def latest_run_records(api: Api, dag_id: str, start: dt.date, end: dt.date) -> d
         offset += len(runs)
         if not runs or offset >= (page.get("total_entries") or 0):
             return out
+
+
+def task_instance_records(api: Api, dag_id: str, start: dt.date, end: dt.date) -> list[dict]:
+    """Every task instance of the runs of start..end (all tries' latest state), as the REST API gives it."""
+    out: list[dict] = []
+    while True:
+        page = api.get(f"/dags/{urllib.parse.quote(dag_id)}/dagRuns/~/taskInstances", limit=100, offset=len(out),
+                       logical_date_gte=f"{start.isoformat()}T00:00:00Z",
+                       logical_date_lte=f"{end.isoformat()}T00:00:00Z")
+        tis = page.get("task_instances", [])
+        out += tis
+        if not tis or len(out) >= (page.get("total_entries") or 0):
+            return out
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
+
+
+def timings(runs: list[dict], task_instances: list[dict]) -> str | None:
+    """How long the finished runs took, one line: a run from its start to its end (median, min and
+    max: what a day costs, queueing between tasks included) and the mean duration of each task
+    that succeeded in them, in the order the tasks start. None if no run has both ends."""
+    took = sorted(t for r in runs if (t := _seconds(r.get("start_date"), r.get("end_date"))) is not None)
+    if not took:
+        return None
+    started = {r["dag_run_id"]: r["start_date"] for r in runs if r.get("start_date")}
+    durations: dict[str, list[float]] = {}
+    offsets: dict[str, list[float]] = {}
+    for ti in task_instances:
+        if ti.get("dag_run_id") in started and ti.get("state") == "success" and ti.get("duration") is not None:
+            durations.setdefault(ti["task_id"], []).append(float(ti["duration"]))
+            offsets.setdefault(ti["task_id"], []).append(_seconds(started[ti["dag_run_id"]], ti["start_date"]) or 0.0)
+    order = sorted(durations, key=lambda t: statistics.fmean(offsets[t]))
+    means = ", ".join(f"{t} {statistics.fmean(durations[t]):.1f}" for t in order)
+    line = (f"a run from start to end: median {statistics.median(took):.1f} s ({took[0]:.1f} to {took[-1]:.1f} s, "
+            f"{len(took)} run{'s' if len(took) != 1 else ''})")
+    return f"{line}; task means: {means} s" if means else line
 
 
 def open_backfills(api: Api, dag_id: str) -> list[dict]:
@@ -197,7 +234,8 @@ def wait(a: argparse.Namespace) -> int:
     t0 = time.monotonic()
     last = ""
     while True:
-        runs = latest_runs(api, a.dag_id, start, end)
+        records = latest_run_records(api, a.dag_id, start, end)
+        runs = {ds: str(run["state"]) for ds, run in records.items()}
         counts = Counter(runs.values())
         elapsed = int(time.monotonic() - t0)
         line = (
@@ -212,6 +250,9 @@ def wait(a: argparse.Namespace) -> int:
         if len(runs) >= expected and done == len(runs):
             if a.await_close:
                 wait_closed(api, a.dag_id)
+            summary = timings(list(records.values()), task_instance_records(api, a.dag_id, start, end))
+            if summary:
+                print(summary, flush=True)
             failed = sorted(d for d, s in runs.items() if s == "failed")
             if failed:
                 print(f"failed days: {', '.join(failed)} (task logs under $AIRFLOW_HOME/logs)")

@@ -1,0 +1,48 @@
+"""The timing line `make backfill` prints when its runs have finished (scripts/backfills.py),
+on hand-made REST records: three runs of 30, 40 and 65 s, so the median is 40 s."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _backfills():
+    spec = importlib.util.spec_from_file_location("backfills", ROOT / "scripts" / "backfills.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(run_id: str, start: str, end: str | None) -> dict:
+    return {"dag_run_id": run_id, "start_date": f"2026-06-08T10:{start}Z", "end_date": end and f"2026-06-08T10:{end}Z"}
+
+
+def _ti(run_id: str, task: str, start: str, duration: float | None, state: str = "success") -> dict:
+    return {"dag_run_id": run_id, "task_id": task, "state": state, "duration": duration,
+            "start_date": f"2026-06-08T10:{start}Z"}
+
+
+def test_median_range_and_task_means_in_start_order():
+    runs = [_run("a", "00:00", "00:30"), _run("b", "01:00", "01:40"), _run("c", "02:00", "03:05.5"),
+            _run("d", "04:00", None)]  # still running: not counted
+    tis = [
+        # compute starts after validate in every run, so it is listed second whatever the input order
+        _ti("a", "compute", "00:10", 12.0), _ti("a", "validate", "00:01", 8.0),
+        _ti("b", "compute", "01:12", 15.0), _ti("b", "validate", "01:01", 10.0),
+        _ti("c", "validate", "02:01", 9.0), _ti("c", "compute", "02:11", 18.0, state="failed"),  # not a success
+        _ti("c", "watcher", "03:05", None, state="skipped"),
+        _ti("x", "validate", "00:00", 99.0),  # a run not among the finished ones (an older run of the day)
+    ]
+    line = _backfills().timings(runs, tis)
+    # runs: 30 s, 40 s, 65.5 s; validate (8 + 10 + 9) / 3 = 9.0; compute (12 + 15) / 2 = 13.5
+    assert line == ("a run from start to end: median 40.0 s (30.0 to 65.5 s, 3 runs); "
+                    "task means: validate 9.0, compute 13.5 s")
+
+
+def test_nothing_to_say_without_a_finished_run():
+    backfills = _backfills()
+    assert backfills.timings([_run("d", "04:00", None)], []) is None
+    assert backfills.timings([_run("a", "00:00", "00:30")], []) == \
+        "a run from start to end: median 30.0 s (30.0 to 30.0 s, 1 run)"
