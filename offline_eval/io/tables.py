@@ -191,6 +191,23 @@ class Tables:
             raise
         return bool(rows)
 
+    def partition_location(self, table: str, ds: str) -> str | None:
+        """The location URI of partition ``ds`` of ``table`` as the metastore has it registered,
+        or None when the partition (or the table) does not exist: one metastore call, where
+        ``has_partition`` and ``location`` make two."""
+        from pyspark.errors import AnalysisException
+
+        ds = validate_ds(ds)
+        try:
+            rows = self.spark.sql(
+                f"DESCRIBE TABLE EXTENDED {self.qualified(table)} PARTITION (`{PARTITION_COLUMN}`='{ds}')").collect()
+        except AnalysisException as exc:
+            if any(c in str(exc) for c in ("PARTITIONS_NOT_FOUND", "TABLE_OR_VIEW_NOT_FOUND")):
+                return None
+            raise
+        # The partition's own "Location" comes first; the table's follows under "# Storage Information".
+        return next((r["data_type"] for r in rows if r["col_name"] == "Location"), None)
+
     def read(self, table: str, ds: str, *, require: bool = True) -> DataFrame:
         """One partition of a table, with the contract's columns in contract order."""
         from pyspark.sql import functions as F
@@ -244,10 +261,15 @@ class Tables:
 
     def location(self, table: str) -> Path:
         """The table's directory, when the warehouse is a local (or mounted) file system."""
-        from urllib.parse import unquote, urlparse
-
         rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {self.qualified(table)}").collect()
         uri = next((r["data_type"] for r in rows if r["col_name"] == "Location"), None)
+        return self.local_path(table, uri)
+
+    def local_path(self, table: str, uri: str | None) -> Path:
+        """``uri`` (a location of ``table`` or of one of its partitions) as a local path; a
+        ConfigError when it is not on a file system this machine mounts."""
+        from urllib.parse import unquote, urlparse
+
         url = urlparse(uri or "")
         if url.scheme not in ("", "file"):
             raise ConfigError(f"table {self.database}.{table} lives at {uri}: files can only be written straight "

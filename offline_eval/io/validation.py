@@ -14,7 +14,7 @@ from pathlib import Path
 
 from offline_eval import thresholds
 from offline_eval.config import ConfigError, DayConfig, Settings
-from offline_eval.contract import CATEGORICAL_FEATURE_PREFIX, INPUT_TABLES, NUMERIC_FEATURE_PREFIX, PARTITION_COLUMN
+from offline_eval.contract import CATEGORICAL_FEATURE_PREFIX, INPUT_TABLES, NUMERIC_FEATURE_PREFIX
 from offline_eval.errors import DataError
 from offline_eval.io import gx_assets
 from offline_eval.io.file_schema import Finding, check_partition
@@ -129,14 +129,14 @@ def reference_rows(tables: Tables, table: str, day: DayConfig, trailing: dict[st
     return trailing.get(table) or [tables.read(table, day.ds_offset(-1), require=False).count()]
 
 
-def file_findings(tables: Tables, table: str, ds: str) -> list[Finding]:
-    """The partition's files against the contract (io/file_schema.py), before Spark reads them
-    with the table's schema; nothing to check when the warehouse is not mounted here."""
+def file_findings(tables: Tables, table: str, location: str) -> list[Finding]:
+    """The files of the partition at ``location`` (its URI in the metastore) against the
+    contract (io/file_schema.py), before Spark reads them with the table's schema; nothing to
+    check when the warehouse is not mounted here."""
     try:
-        root = tables.location(table)
+        return check_partition(INPUT_TABLES[table], tables.local_path(table, location))
     except ConfigError:
         return []
-    return check_partition(INPUT_TABLES[table], root / f"{PARTITION_COLUMN}={ds}")
 
 
 # Tables are read and validated side by side: most of a suite's time is spent waiting for small
@@ -165,9 +165,10 @@ def validate_day(tables: Tables, day: DayConfig, tables_to_check: tuple[str, ...
 
     def one(name: str, docs: DocsSite) -> TableValidation:
         t0 = time.monotonic()
-        if not tables.has_partition(name, day.ds):
+        location = tables.partition_location(name, day.ds)
+        if location is None:
             result = _missing(name, day.ds, f"{settings.database}.{name}")
-        elif findings := file_findings(tables, name, day.ds):
+        elif findings := file_findings(tables, name, location):
             result = TableValidation(
                 table=name, ds=day.ds, success=False, evaluated=len(findings),
                 failures=[Failure(f.check, f.column, None, f": observed {f.observed}, expected {f.expected}")

@@ -129,3 +129,24 @@ def test_ensured_marker_is_keyed_by_database_and_contract():
     assert ensured_marker("db2", [spec]) != marker
     with pytest.raises(ConfigError):
         ensured_marker("db; drop database x", [spec])
+
+
+def test_partition_location_is_the_registered_one_or_none(spark, settings, tmp_path):
+
+    tables = Tables(spark, settings)
+    tables.ensure()
+    tables.overwrite(_metrics(spark, "2030-04-01", 0.1), "metrics_daily", expected_ds=["2030-04-01"])
+    assert tables.local_path("metrics_daily", tables.partition_location("metrics_daily", "2030-04-01")) == \
+        tables.location("metrics_daily") / "ds=2030-04-01"
+    # A partition registered elsewhere (ALTER TABLE ... ADD PARTITION ... LOCATION): its own directory,
+    # not <table>/ds=<day>.
+    elsewhere = tmp_path / "moved"
+    elsewhere.mkdir()
+    spark.sql(f"ALTER TABLE {tables.qualified('metrics_daily')} ADD PARTITION (ds='2030-04-02') "
+              f"LOCATION '{elsewhere}'")
+    assert tables.local_path("metrics_daily", tables.partition_location("metrics_daily", "2030-04-02")) == \
+        elsewhere
+    assert tables.partition_location("metrics_daily", "2030-04-03") is None
+    assert tables.partition_location("no_such_table", "2030-04-01") is None
+    with pytest.raises(ConfigError, match="lives at s3a://bucket/x"):
+        tables.local_path("metrics_daily", "s3a://bucket/x")

@@ -193,6 +193,27 @@ def test_upstream_schema_break_is_named(spark, settings, small_world, change, ex
     assert expected.split(" ")[0].rstrip(":") in checks
 
 
+
+def test_a_partition_registered_outside_the_table_folder_is_checked_where_it_is(spark, settings, small_world,
+                                                                                 tmp_path):
+    """A partition added with its own LOCATION (ALTER TABLE ... ADD PARTITION ... LOCATION, as a
+    foreign writer registers one): its files are checked in that folder, not in <table>/ds=<day>."""
+    import pyarrow.parquet as pq
+
+    ds = "2026-07-30"
+    tables = Tables(spark, settings)
+    good = pq.read_table(tables.location("impressions") / f"ds={GOOD_DS}")
+    elsewhere = tmp_path / "landing" / ds.replace("-", "")
+    elsewhere.mkdir(parents=True)
+    pq.write_table(good.drop_columns([c for c in good.column_names if c in ("ds", "c_device")]),
+                   elsewhere / "part-0.parquet")
+    spark.sql(f"ALTER TABLE {tables.qualified('impressions')} ADD PARTITION (ds='{ds}') "
+              f"LOCATION '{elsewhere}'")
+    with pytest.raises(ValidationFailed) as err:
+        validate.run(DayConfig(ds=ds), settings, tables_to_check=("impressions",))
+    assert ("column_present on column c_device: observed missing from 1 of 1 file(s) (part-0.parquet)"
+            in str(err.value))
+
 def test_feature_rules_against_the_previous_day():
     from offline_eval.io.validation import feature_findings
 
