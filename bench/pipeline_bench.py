@@ -203,12 +203,12 @@ def step_stages(db: str, dump: str = "") -> dict:
     for job in _ui_jobs():
         names = [t.split(STAGE_TAG + run, 1)[1] for t in job.get("jobTags", []) if STAGE_TAG + run in t]
         for name in names:
-            j = jobs.setdefault(name, {"jobs": 0, "job_s": 0.0, "tasks": 0, "list": []})
+            # Counts and seconds per stage only: a job's name under Spark Connect is the first line
+            # of the client's plan, the same for every job, so a list of them said nothing.
+            j = jobs.setdefault(name, {"jobs": 0, "job_s": 0.0, "tasks": 0})
             j["jobs"] += 1
             j["job_s"] += _job_seconds(job)
             j["tasks"] += job.get("numTasks", 0)
-            j["list"].append([job["jobId"], round(_job_seconds(job), 3), job.get("numTasks", 0),
-                              job.get("name", "")[:120]])
     if dump:
         tables_out = {t: _canonical(tables.rows(t, [DAY]))
                       for t in ("metrics_daily", "security_daily", "profiles_daily", "samples_daily")}
