@@ -55,36 +55,53 @@ def attributed_clicks(impressions: DataFrame, clicks: DataFrame, *, broadcast: b
     return distinct.join(shown.hint("merge"), on=list(IMPRESSION_KEYS), how="inner")
 
 
-def attribute_events(events: DataFrame, clicks: DataFrame, event_id: str, event_ts: str, *,
-                     broadcast: bool = False) -> DataFrame:
-    """Each event -> (request_id, item_id) of the user's last click on that item at or before it.
+def attributed_outcomes(add_to_cart: DataFrame, orders: DataFrame, clicks: DataFrame, *,
+                        broadcast: bool = False) -> DataFrame:
+    """Per clicked impression (request_id, item_id): carts, orders, units and GMV of the events
+    attributed to it; each add-to-cart and each order goes to the user's last click on the same
+    item at or before it (events with no such click are dropped).
 
-    ``clicks`` is the output of ``attributed_clicks``. Events with no such click are dropped.
-    ``broadcast``: the clicks are few (see ``attributed_clicks``): they are the broadcast side,
-    so the carts and the orders probe one broadcast of the attributed clicks, built by one
+    ``clicks`` is the output of ``attributed_clicks``. Both logs are attributed in one pass:
+    tagged and stacked, joined to the clicks once and reduced per event once, where attributing
+    each log on its own ran the same join and the same two aggregations twice. ``broadcast``:
+    the clicks are few (see ``attributed_clicks``): they are the broadcast side, built by one
     scan of the impressions.
     """
     from pyspark.sql import functions as F
 
-    e = events.alias("e")
+    events = (
+        add_to_cart.select(F.lit(False).alias("is_order"), F.col("cart_event_id").alias("event_id"), "user_id",
+                           "item_id", F.col("event_ts").alias("ts"), F.lit(None).cast("int").alias("quantity"),
+                           F.lit(None).cast("double").alias("price"))
+        .unionByName(orders.select(F.lit(True).alias("is_order"), F.col("order_id").alias("event_id"), "user_id",
+                                   "item_id", F.col("order_ts").alias("ts"), F.col("quantity").cast("int"),
+                                   F.col("price").cast("double")))
+    ).alias("e")
     c = (F.broadcast(clicks) if broadcast else clicks).alias("c")
     cond = (
         (F.col("e.user_id") == F.col("c.user_id"))
         & (F.col("e.item_id") == F.col("c.item_id"))
-        & (F.col("c.click_ts") <= F.col(f"e.{event_ts}"))
+        & (F.col("c.click_ts") <= F.col("e.ts"))
     )
-    value_cols = [c_ for c_ in ("quantity", "price") if c_ in events.columns]
-    return (
-        e.join(c, on=cond, how="inner")
-        .groupBy(F.col(f"e.{event_id}").alias("event_id"))
+    per_event = (
+        events.join(c, on=cond, how="inner")
+        .groupBy(F.col("e.is_order").alias("is_order"), F.col("e.event_id").alias("event_id"))
         .agg(
             # Ties on click_ts resolve by request_id so reruns attribute identically.
             F.max_by(F.col("c.request_id"), F.struct(F.col("c.click_ts"), F.col("c.request_id"))).alias(
                 "request_id"
             ),
             F.first(F.col("e.item_id")).alias("item_id"),
-            *[F.first(F.col(f"e.{v}")).alias(v) for v in value_cols],
+            F.first(F.col("e.quantity")).alias("quantity"),
+            F.first(F.col("e.price")).alias("price"),
         )
+    )
+    order = F.col("is_order")
+    return per_event.groupBy(*IMPRESSION_KEYS).agg(
+        F.count(F.when(~order, 1)).alias("carts"),
+        F.count(F.when(order, 1)).alias("orders"),
+        F.sum(F.when(order, F.col("quantity"))).alias("units"),
+        F.sum(F.when(order, F.col("quantity") * F.col("price"))).alias("gmv"),
     )
 
 
@@ -101,28 +118,14 @@ def impression_funnel(
 
     keys = list(IMPRESSION_KEYS)
     clicked = attributed_clicks(impressions, clicks, broadcast=few_clicks)
-    carts = (
-        attribute_events(add_to_cart, clicked, "cart_event_id", "event_ts", broadcast=few_clicks)
-        .groupBy(*keys)
-        .agg(F.count("*").alias("carts"))
-    )
-    bought = (
-        attribute_events(orders, clicked, "order_id", "order_ts", broadcast=few_clicks)
-        .groupBy(*keys)
-        .agg(
-            F.count("*").alias("orders"),
-            F.sum("quantity").alias("units"),
-            F.sum(F.col("quantity") * F.col("price")).alias("gmv"),
-        )
-    )
+    attributed = attributed_outcomes(add_to_cart, orders, clicked, broadcast=few_clicks)
     # The clicked impressions are the impressions whose keys have a click: the outcomes are keyed
     # by the click log's keys, which the join to the impressions below matches exactly as it
     # would the attributed clicks' (carts and orders are attributed to those, so their keys are
     # among them), without another scan of the impressions.
     outcomes = (
         clicks.where("click_ts IS NOT NULL").select(*keys).distinct().withColumn("clicked", F.lit(1))
-        .join(F.broadcast(carts) if few_clicks else carts, on=keys, how="left")
-        .join(F.broadcast(bought) if few_clicks else bought, on=keys, how="left")
+        .join(F.broadcast(attributed) if few_clicks else attributed, on=keys, how="left")
     )
     return (
         impressions.select(*FUNNEL_COLUMNS[:9])

@@ -84,6 +84,31 @@ def test_version_and_variant_come_from_the_impression(funnel):
 
 
 
+
+@pytest.mark.parametrize("few_clicks", [False, True], ids=["shuffled", "broadcast"])
+def test_a_cart_and_an_order_with_the_same_id_both_count(spark, few_clicks):
+    """The two logs have their own ids: an add-to-cart and an order both named "x1" are two
+    events, attributed to the same click (carts 1, orders 1, 3 units, GMV 3 x 2.5)."""
+    impressions = spark.createDataFrame(
+        [("m", "v1", "e", "control", "r1", 1, 10, 1, 0.3), ("m", "v1", "e", "control", "r2", 1, 11, 2, 0.2)],
+        "model_name string, model_version string, experiment_id string, variant string, request_id string, "
+        "user_id bigint, item_id bigint, position int, score double",
+    )
+    clicks = spark.createDataFrame([("r1", 1, 10, ts(0))],
+                                   "request_id string, user_id bigint, item_id bigint, click_ts timestamp")
+    carts = spark.createDataFrame([("x1", 1, 10, 1, ts(1))],
+                                  "cart_event_id string, user_id bigint, item_id bigint, quantity int, "
+                                  "event_ts timestamp")
+    orders = spark.createDataFrame([("x1", 1, 10, 3, 2.5, ts(2))],
+                                   "order_id string, user_id bigint, item_id bigint, quantity int, price double, "
+                                   "order_ts timestamp")
+    rows = {r.request_id: r for r in impression_funnel(impressions, clicks, carts, orders,
+                                                        few_clicks=few_clicks).collect()}
+    assert (rows["r1"].clicked, rows["r1"].carts, rows["r1"].orders, rows["r1"].units, rows["r1"].gmv) == \
+        (1, 1, 1, 3, 7.5)
+    assert (rows["r2"].clicked, rows["r2"].carts, rows["r2"].orders, rows["r2"].units, rows["r2"].gmv) == \
+        (0, 0, 0, 0, 0.0)
+
 def test_impressions_are_never_the_broadcast_side(spark):
     """Even when both inputs look small enough to broadcast (threshold 1 GB), the
     click-to-impression join shuffles and merges: a broadcast of a large impressions range,
