@@ -79,24 +79,34 @@ def run(day: DayConfig, settings: Settings | None = None, dag_run_id: str = "man
     threading.Thread(target=_warm_up, args=(settings,), daemon=True).start()
     spark = spark or get_spark(settings, tag=f"offline-eval-publish-{day.ds}")
     tables = Tables(spark, settings)
-    metric_rows = results.day_rows(tables, "metrics_daily", [day.ds]).get(day.ds)
-    if not metric_rows:
-        raise NothingComputed(f"table metrics_daily: partition ds={day.ds} does not exist (check: partition_exists); "
-                              "run the compute task of that day first")
-    by_version = mlflow_log.metrics_by_version(metric_rows)
-    pool = ThreadPoolExecutor(2, thread_name_prefix="publish-read")
+    # The day's result tables are small and independent: read side by side (the engine serves
+    # each query on its own thread), as are the samples below.
+    pool = ThreadPoolExecutor(4, thread_name_prefix="publish-read")
     try:
+        others = {t: pool.submit(read, tables, dates=[day.ds]) for t, read in _RESULTS.items()}
+        metric_rows = results.day_rows(tables, "metrics_daily", [day.ds]).get(day.ds)
+        if not metric_rows:
+            raise NothingComputed(f"table metrics_daily: partition ds={day.ds} does not exist (check: "
+                                  "partition_exists); run the compute task of that day first")
+        by_version = mlflow_log.metrics_by_version(metric_rows)
         samples = _samples(pool, tables, (day.ds, day.ds_offset(-1)), sorted(by_version))
-        return _publish(day, settings, dag_run_id, tables, metric_rows, by_version, samples)
+        day_results = {t: results.by_version(f.result().get(day.ds, [])) for t, f in others.items()}
+        return _publish(day, settings, dag_run_id, metric_rows, by_version, day_results, samples)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+_RESULTS = {"drift_daily": functools.partial(results.day_rows, table="drift_daily"),
+            "concept_drift_daily": results.concept_rows,
+            "alerts_daily": functools.partial(results.day_rows, table="alerts_daily"),
+            "lifts_daily": functools.partial(results.day_rows, table="lifts_daily")}
 
 
 def _samples(pool: ThreadPoolExecutor, tables: Tables, dates: tuple[str, str],
              models: list[tuple[str, str]]) -> Iterator[tuple[tuple[str, str], pd.DataFrame, pd.DataFrame]]:
     """Each version's samples of ``dates`` (the day, the day before), in ``models``' order. The
-    first version's two are fetched side by side from now on, while publish reads the other
-    result tables, and each next version's while the one before is published: one version
+    first version's two are fetched side by side from now on (after the day's other result
+    tables, queued first), and each next version's while the one before is published: one version
     ahead, so memory holds at most two versions' samples (each up to ``sample_rows`` rows)."""
     def fetch(key: tuple[str, str]) -> list[Future[pd.DataFrame]]:
         return [pool.submit(results.sample, tables, ds, *key) for ds in dates]
@@ -113,13 +123,12 @@ def _samples(pool: ThreadPoolExecutor, tables: Tables, dates: tuple[str, str],
     return each()
 
 
-def _publish(day: DayConfig, settings: Settings, dag_run_id: str, tables: Tables, metric_rows: list[dict],
+def _publish(day: DayConfig, settings: Settings, dag_run_id: str, metric_rows: list[dict],
              by_version: dict[tuple[str, str], dict[str, float | None]],
+             day_results: dict[str, dict[tuple[str, str], list[dict]]],
              samples: Iterator[tuple[tuple[str, str], pd.DataFrame, pd.DataFrame]]) -> list[dict[str, str]]:
-    drift = results.by_version(results.day_rows(tables, "drift_daily", [day.ds]).get(day.ds, []))
-    concept = results.by_version(results.concept_rows(tables, [day.ds]).get(day.ds, []))
-    alerts = results.by_version(results.day_rows(tables, "alerts_daily", [day.ds]).get(day.ds, []))
-    lifts = results.by_version(results.day_rows(tables, "lifts_daily", [day.ds]).get(day.ds, []))
+    drift, concept = day_results["drift_daily"], day_results["concept_drift_daily"]
+    alerts, lifts = day_results["alerts_daily"], day_results["lifts_daily"]
     reference_ds = day.ds_offset(-1)
     validation = validation_file(settings, day.ds)
     inputs = input_partitions(validation, day.ds)
