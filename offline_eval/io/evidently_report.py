@@ -89,6 +89,34 @@ def has_label(frame: pd.DataFrame | None) -> bool:
 PSI_BIN_PREFIX = "psi_bin__"
 
 
+def _as_categories(current: pd.DataFrame, reference: pd.DataFrame | None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The string columns (categorical features, PSI bins) as pandas categoricals, one dtype
+    per column for both samples (the union of their values, sorted).
+
+    Evidently works on the whole frame in places where it needs one column (its classification
+    metrics replace infinities in every column before dropping rows without a label or score)
+    and counts each column's values for the drift and its plots: on categoricals those passes
+    run over integer codes instead of Python strings. Same counts, so the same PSI, verdicts
+    and report JSON; bars of equal height are drawn in the categories' order. Two versions'
+    reports of a demo day (50k-row samples, warm): 5.0 -> 3.2 s."""
+    import pandas as pd
+
+    cols = [c for c in current.columns if c.startswith((CATEGORICAL_FEATURE_PREFIX, PSI_BIN_PREFIX))
+            and current[c].dtype == object]
+    current = current.copy()
+    reference = reference.copy() if reference is not None else None
+    for c in cols:
+        values = set(current[c].dropna().unique())
+        if reference is not None and c in reference:
+            values |= set(reference[c].dropna().unique())
+        dtype = pd.CategoricalDtype(sorted(values))
+        current[c] = current[c].astype(dtype)
+        if reference is not None and c in reference:
+            reference[c] = reference[c].astype(dtype)
+    return current, reference
+
+
 def psi_bins(frame: pd.DataFrame, edges: dict[str, list[float]]) -> pd.DataFrame:
     """Add ``psi_bin__<column>``: the decile bin of each value on the reference edges that
     drift_daily used (bin k is (e_{k-1}, e_k], as ``numpy.searchsorted(side="left")``);
@@ -138,6 +166,7 @@ def build_report(current: pd.DataFrame, reference: pd.DataFrame | None, out_dir:
     if not labelled:
         current = current.drop(columns=[LABEL], errors="ignore")
         reference = reference.drop(columns=[LABEL], errors="ignore") if reference is not None else None
+    current, reference = _as_categories(current, reference)
     definition = _definition(current, labelled)
     # Model quality first, drift next: the order the page is read. The features' statistics are our
     # own table (feature_summary): Evidently's per-column widgets drew a histogram per statistic
