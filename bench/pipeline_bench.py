@@ -28,6 +28,7 @@ checks that both write the same tables. Writes bench/results/pipeline_stages.jso
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -194,7 +195,10 @@ def step_stages(db: str, dump: str = "") -> dict:
             snapshot.create(name).count()
     t1 = time.monotonic()
     prior = tables.read_range("orders", day.ds_offset(-day.repurchase_lookback_days), day.ds_offset(-1))
-    result = evaluate(snapshot.read, prior, day, thresholds.load().defaults, stage=stage)
+    # One pass at a time, so that each stage's seconds are its own (a copy of an older release,
+    # --compare-with, may not have the parameter: it ran them one at a time anyway).
+    serial = {"workers": 1} if "workers" in inspect.signature(evaluate).parameters else {}
+    result = evaluate(snapshot.read, prior, day, thresholds.load().defaults, stage=stage, **serial)
     t2 = time.monotonic()
     write_day(tables, result, stage=stage)
     t3 = time.monotonic()

@@ -50,10 +50,8 @@ def _key(r: dict, cols: tuple[str, ...]) -> tuple:
     return tuple(r[c] for c in cols)
 
 
-def test_metrics_daily_is_unchanged(world):
-    _, tables = world
+def _assert_pinned_metrics(rows: list[dict]) -> None:
     keys = ("model_version", "variant", "segment", "metric")
-    rows = tables.rows("metrics_daily", [DS])
     want = {_key(r, keys): r for r in PINNED["metrics_daily"]}
     pinned = {r["metric"] for r in PINNED["metrics_daily"]}
     # The catalogue coverage and the system and security layers' metrics are new in this release
@@ -71,6 +69,25 @@ def test_metrics_daily_is_unchanged(world):
                 assert got[k][c] is None, (k, c)
             else:
                 assert got[k][c] == pytest.approx(w[c], rel=1e-12, abs=1e-15), (k, c)
+
+
+def test_metrics_daily_is_unchanged(world):
+    _, tables = world
+    _assert_pinned_metrics(tables.rows("metrics_daily", [DS]))
+
+
+def test_the_passes_one_at_a_time_give_the_same_metrics(world):
+    """compute runs the day's independent passes side by side (``evaluate``'s ``workers``); one
+    at a time, as the benchmark's stage profile runs them, gives the pinned numbers too."""
+    from offline_eval import thresholds
+    from offline_eval.config import DayConfig
+    from offline_eval.metrics.day import evaluate
+
+    _, tables = world
+    day = DayConfig(ds=DS)
+    prior = tables.read_range("orders", day.ds_offset(-day.repurchase_lookback_days), day.ds_offset(-1))
+    result = evaluate(lambda table: tables.read(table, DS), prior, day, thresholds.load().defaults, workers=1)
+    _assert_pinned_metrics(result.metrics)
 
 
 def test_drift_daily_changes_only_by_the_grid(world, spark):

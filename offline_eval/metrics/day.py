@@ -14,9 +14,10 @@ reference window's history, built by the baselines task).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from offline_eval.config import DayConfig
 from offline_eval.contract import IMPRESSIONS, METRICS_DAILY, categorical_features, numeric_features
@@ -33,12 +34,12 @@ from offline_eval.metrics.daily import (
     with_segments,
 )
 from offline_eval.metrics.funnel import IMPRESSION_KEYS, impression_funnel
-from offline_eval.metrics.profile import categorical_counts, numeric_profiles
-from offline_eval.metrics.quality import quality_metrics
+from offline_eval.metrics.profile import Group, categorical_counts, numeric_profiles
+from offline_eval.metrics.quality import QualityCells, quality_cells, quality_metrics
 from offline_eval.metrics.sample import bounded_sample
-from offline_eval.metrics.serving import CLEAN_METRICS, security, security_metrics, system_metrics
+from offline_eval.metrics.serving import CLEAN_METRICS, Security, security, security_metrics, system_metrics
 from offline_eval.stats.ab import Moments
-from offline_eval.stats.profile import MAX_DAILY_CATEGORIES, MetricStats, Profile, fold_rare
+from offline_eval.stats.profile import MAX_DAILY_CATEGORIES, MetricStats, NumericProfile, Profile, fold_rare
 from offline_eval.stats.quality import ScoreBins
 from offline_eval.thresholds import DEFAULT, Thresholds
 
@@ -56,6 +57,7 @@ Reader = Callable[[str], "DataFrame"]
 # Names each step of ``evaluate`` for whoever times it (the compute job's log, the benchmark's
 # per-stage profile): ``stage(name)`` is entered around the step's Spark work.
 Stage = Callable[[str], AbstractContextManager]
+T = TypeVar("T")
 # The metrics whose daily lifts carry intervals (stats/lifts.py), defined as in the readout.
 LIFT_SPECS = (MetricSpec("ctr", "ratio", "clicks", denominator="impressions"),
               MetricSpec("cvr", "ratio", "orders", denominator="clicks"),
@@ -90,10 +92,18 @@ def _cached(df: DataFrame) -> Iterator[DataFrame]:
 
 
 def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: Thresholds = DEFAULT, *,
-             stage: Stage = _untimed) -> DayResult:
+             stage: Stage = _untimed, workers: int = 3) -> DayResult:
     """Evaluate one day. ``read(table)`` returns the day's partition of an input table;
     ``prior_orders`` the orders of the repurchase lookback window before it; ``thresholds``
-    the security layer's rules."""
+    the security layer's rules.
+
+    ``workers``: how many of the day's independent passes run at once (threads of this client
+    sharing its Spark session; the engine runs their jobs side by side). The main line is the
+    business metrics, then the security metrics; the quality aggregates, the security layer's
+    inputs, the system and catalogue metrics and the category counts start beside it at once,
+    the numeric profile as soon as the business metrics have named the versions. 1 runs them one after
+    another (the stage profile of bench/pipeline_bench.py, whose stage times would otherwise
+    overlap)."""
     impressions = read("impressions")
     users, items, clicks, requests = read("users"), read("items"), read("clicks"), read("requests")
     with stage("count_clicks"):
@@ -106,7 +116,33 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: 
     # Cached for its consumers (the business metrics, quality, unit moments, the security
     # layer). Computing them again per consumer instead was measured (bench/pipeline_bench.py
     # --stages): cheaper on an idle engine at 1M impressions, slower under load, so not taken.
-    with _cached(rows) as rows:
+    with _cached(rows) as rows, ThreadPoolExecutor(max(workers - 1, 1), thread_name_prefix="evaluate") as pool:
+        def side(fn: Callable[[], T]) -> Callable[[], T]:
+            """``fn`` started beside the main line (``workers`` > 1) or run when its result is asked for."""
+            if workers > 1:
+                return pool.submit(fn).result
+            return fn
+
+        def serving_inputs() -> tuple[Security, list[dict], list[dict]]:
+            with stage("security"):
+                sec = security(requests, impressions, clicks, read("orders"), items, thresholds)
+            with stage("system"):
+                system = system_metrics(requests)
+            with stage("catalog"):
+                catalog = catalog_coverage(impressions, items, day.ds, day.new_item_days)
+            return sec, system, catalog
+
+        def categorical() -> dict[Group, dict[str, dict[str, int]]]:
+            with stage("categorical_profile"):
+                return categorical_counts(impressions, VERSION_KEYS, CATEGORICAL_MONITORED)
+
+        def quality_part() -> QualityCells:
+            with stage("quality"):
+                return quality_cells(rows, few_clicks=few_clicks)
+
+        quality_parts = side(quality_part)
+        serving_parts = side(serving_inputs)
+        categorical_parts = side(categorical)
         sessions = sessions_with_newness(read("sessions"), users, day.ds, day.new_user_days)
         with _cached(cells_of(rows)) as cells:
             with stage("business"):
@@ -116,14 +152,19 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: 
         # The business metrics name every (model, version, variant) and count their impressions:
         # the passes below need not look them up again.
         variants = {(m["model_name"], m["model_version"], m["variant"]) for m in business}
-        with stage("quality"):
-            quality, bins = quality_metrics(rows, day.ds, SEGMENTS, groups=variants, few_clicks=few_clicks)
-        with stage("security"):
-            sec = security(requests, impressions, clicks, read("orders"), items, thresholds)
-        with stage("system"):
-            system = system_metrics(requests)
-        with stage("catalog"):
-            catalog = catalog_coverage(impressions, items, day.ds, day.new_item_days)
+        sizes: dict[tuple, int] = {}
+        for m in business:
+            if m["metric"] == "impressions" and m["segment"] == "all":
+                key = (m["model_name"], m["model_version"])
+                sizes[key] = sizes.get(key, 0) + int(m["value"])
+
+        def numeric_part() -> dict[Group, dict[str, NumericProfile]]:
+            with stage("numeric_profile"):
+                return numeric_profiles(impressions, VERSION_KEYS, NUMERIC_MONITORED, groups=list(sizes))
+
+        numeric_parts = side(numeric_part)
+        quality, bins = quality_metrics(quality_parts(), day.ds, SEGMENTS, variants)
+        sec, system, catalog = serving_parts()
         with stage("security_metrics"):
             serving = [
                 *catalog,
@@ -132,23 +173,15 @@ def evaluate(read: Reader, prior_orders: DataFrame, day: DayConfig, thresholds: 
                                   lambda r: [x.asDict() for x in headline_metrics(r, day.ds, CLEAN_METRICS).collect()],
                                   business + system),
             ]
+        numeric, categorical_values = numeric_parts(), categorical_parts()
     metrics = [{c: m[c] for c in METRICS_DAILY.column_names} for m in (*business, *quality, *serving)]
-    sizes: dict[tuple, int] = {}
-    for m in business:
-        if m["metric"] == "impressions" and m["segment"] == "all":
-            key = (m["model_name"], m["model_version"])
-            sizes[key] = sizes.get(key, 0) + int(m["value"])
-    with stage("numeric_profile"):
-        numeric = numeric_profiles(impressions, VERSION_KEYS, NUMERIC_MONITORED, groups=list(sizes))
-    with stage("categorical_profile"):
-        categorical = categorical_counts(impressions, VERSION_KEYS, CATEGORICAL_MONITORED)
     profiles = {}
     for key in sorted(set(numeric) | {(m["model_name"], m["model_version"]) for m in metrics}):
         profiles[key] = Profile(
             *key, (day.ds,),
             numeric=numeric.get(key, {}),
             categorical={c: fold_rare(v, rare_share=0.0, keep=MAX_DAILY_CATEGORIES)
-                         for c, v in categorical.get(key, {}).items()},
+                         for c, v in categorical_values.get(key, {}).items()},
             score_bins=segment_bins(bins, key),
             metrics={(m["variant"], m["segment"], m["metric"]): MetricStats({day.ds: m["value"]})
                      for m in metrics if (m["model_name"], m["model_version"]) == key and _finite(m["value"])},

@@ -12,12 +12,13 @@ click says nothing about the ordering).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from offline_eval.stats.quality import LOGLOSS_EPS, SCORE_BINS
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import Column, DataFrame, Row
 
     from offline_eval.stats.quality import ScoreBins
 
@@ -105,21 +106,34 @@ def _in_segment(segment: str, user_segment: str | None, item_segment: str | None
     return segment == "all" or segment == user_segment or segment == item_segment
 
 
-def quality_metrics(rows: DataFrame, ds: str, segments: Sequence[str], groups: Iterable[tuple] | None = None,
-                    *, few_clicks: bool = False) -> tuple[list[dict], dict[tuple, ScoreBins]]:
-    """metrics_daily rows of the quality metrics for every (model, version, variant) x segment,
-    and the score bins of each (model, version, variant, segment) for concept drift.
+@dataclass(frozen=True)
+class QualityCells:
+    """The two small aggregates behind the quality metrics, collected from the engine: score
+    bins per (model, version, variant, user segment, item segment) and ranking sums per
+    (model, version, variant, user segment)."""
 
-    Both aggregates are additive, so Spark groups once by (version, variant, user segment,
-    item segment) and the segments are sums of those cells.
-    """
+    bins: list[Row]
+    ranks: list[Row]
+
+
+def quality_cells(rows: DataFrame, *, few_clicks: bool = False) -> QualityCells:
+    """Both aggregates are additive, so Spark groups once by (version, variant, user segment,
+    item segment) and the segments are sums of those cells (``quality_metrics``)."""
+    from offline_eval.metrics.daily import GROUP_KEYS
+
+    return QualityCells(score_bins(rows, [*GROUP_KEYS, "user_segment", "item_segment"]).collect(),
+                        ranking_sums(rows, [*GROUP_KEYS, "user_segment"], few_clicks=few_clicks).collect())
+
+
+def quality_metrics(aggregates: QualityCells, ds: str, segments: Sequence[str],
+                    groups: Iterable[tuple]) -> tuple[list[dict], dict[tuple, ScoreBins]]:
+    """metrics_daily rows of the quality metrics for every (model, version, variant) in
+    ``groups`` x segment, and the score bins of each (model, version, variant, segment) for
+    concept drift."""
     from offline_eval.metrics.daily import GROUP_KEYS
     from offline_eval.stats.quality import ScoreBins, pointwise
 
-    bin_cells = score_bins(rows, [*GROUP_KEYS, "user_segment", "item_segment"]).collect()
-    rank_cells = ranking_sums(rows, [*GROUP_KEYS, "user_segment"], few_clicks=few_clicks).collect()
-    if groups is None:  # the (model, version, variant) present; callers that know them save a query
-        groups = [tuple(r) for r in rows.select(*GROUP_KEYS).distinct().collect()]
+    bin_cells, rank_cells = aggregates.bins, aggregates.ranks
     groups = sorted(set(groups))
     out: list[dict] = []
     bins_by_key: dict[tuple, ScoreBins] = {}
