@@ -3,7 +3,8 @@
 
 Evaluates **one day of recommendation logs** per run, for every model version on it. Every
 task is a thin client of the one long-lived Spark engine (a Spark Connect server; Airflow
-connection `spark_connect_default`), so several tasks and several days run at once.
+connection `spark_connect_default`), so several tasks, DAGs and days can run at once; on the
+2-core embedded engine the days of a backfill go one at a time, each using both cores.
 
 1. **validate**: reads each input partition `ds` once, caches it in the engine (the day's
    snapshot) and runs the Great Expectations suites in `expectations/` on it. A failure fails
@@ -73,9 +74,10 @@ FAILED = {"on_failure_callback": notify_day_failure}
 @dag(
     dag_id="offline_eval_daily",
     schedule=timetable("0 0 * * *"),
-    # Two days at once fill the 2-core engine: a 14-day backfill took the same 349 s with two
-    # or three, and a day's run 48 s instead of 72 s (docs/benchmarks.md).
-    **schedule_args(max_active_runs=2),
+    # One day at a time: a day's compute runs its independent passes side by side and uses both
+    # cores of the 2-core engine, so two days at once only made each day's run longer (about
+    # 45-57 s against 31 s) for the same backfill time (docs/benchmarks.md).
+    **schedule_args(max_active_runs=1),
     params={
         "sample_rows": Param(50_000, type="integer", minimum=100, maximum=5_000_000,
                              description="Max rows per model version in the Evidently sample."),

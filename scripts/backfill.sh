@@ -29,10 +29,11 @@ if [ "${FORCE:-0}" = 1 ] || ! { [ -f "$AIRFLOW_PIDS/scheduler.pid" ] && kill -0 
   close_unfinished
 fi
 # Create the backfill before the scheduler starts: SQLite takes one writer at a time.
-# Two days at a time (BACKFILL_MAX_ACTIVE_RUNS) fill two cores; more only lengthens each day's run.
+# One day at a time (BACKFILL_MAX_ACTIVE_RUNS, as the DAG's max_active_runs): a day's compute
+# already uses both cores of the embedded engine; raise it on an engine with more cores.
 echo "-> airflow backfill create --dag-id $DAG_ID --from-date $START --to-date $END --reprocess-behavior $REPROCESS"
 airflow backfill create --dag-id "$DAG_ID" --from-date "$START" --to-date "$END" \
-  --reprocess-behavior "$REPROCESS" --max-active-runs "${BACKFILL_MAX_ACTIVE_RUNS:-2}" \
+  --reprocess-behavior "$REPROCESS" --max-active-runs "${BACKFILL_MAX_ACTIVE_RUNS:-1}" \
   > "$AIRFLOW_COMPONENT_LOGS/backfill-create.log" 2>&1 || { tail -20 "$AIRFLOW_COMPONENT_LOGS/backfill-create.log"; exit 1; }
 AB_DAG_ID="offline_eval_ab_readout"
 # The readout DAG (asset-scheduled, no backfills) stays paused while the daily backfill runs: an

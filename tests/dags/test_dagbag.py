@@ -169,7 +169,7 @@ def test_every_dag_shares_the_schedule_args_and_stops_at_the_configured_end(monk
     assert type(bounded["offline_eval_daily"].timetable).__name__ == "CronDataIntervalTimetable"
     assert {type(bounded[d].timetable).__name__ for d in ("offline_eval_ab_readout", "offline_eval_baseline_weekly")} \
         == {"PartitionedAssetTimetable"}
-    assert bounded["offline_eval_daily"].max_active_runs == 2
+    assert bounded["offline_eval_daily"].max_active_runs == 1
     assert bounded["offline_eval_baseline_weekly"].default_args["retry_delay"].total_seconds() == 300
     assert bounded["offline_eval_ab_readout"].default_args["retries"] == 2
     monkeypatch.delenv("OFFLINE_EVAL_DAILY_END_DATE")
