@@ -132,6 +132,10 @@ class Settings:
     # "" = the tracking store's own registry (MLflow's default); "none" = no registry.
     mlflow_registry_uri: str = ""
     shuffle_partitions: int = 4
+    # How many of a day's independent passes compute runs at once (metrics.day.evaluate's workers):
+    # 3 when days go one at a time, so that one day uses both cores of the embedded engine; 1 when
+    # several days share the engine's cores (docs/deployment.md).
+    evaluate_workers: int = 3
     driver_java_opts: str = ""
     shared_session: bool = True
     # Where alert messages link to the MLflow UI; and, when set, the folder that receives every
@@ -150,6 +154,8 @@ class Settings:
                             ("OFFLINE_EVAL_EXECUTOR_MEMORY", self.executor_memory)):
             if not re.fullmatch(r"\d+[kmgt]", value, re.I):
                 raise ConfigError(f"invalid {name} {value!r}: e.g. 4g or 2048m")
+        if not 1 <= self.evaluate_workers <= 16:
+            raise ConfigError(f"invalid OFFLINE_EVAL_EVALUATE_WORKERS {self.evaluate_workers}: 1 to 16 passes at once")
         if self.metastore_jdbc_url and not self.metastore_jdbc_url.startswith("jdbc:"):
             raise ConfigError(f"invalid OFFLINE_EVAL_METASTORE_JDBC_URL {self.metastore_jdbc_url!r}: a jdbc: URL")
         if self.metastore_jdbc_url and self.hive_metastore_uri:
@@ -183,6 +189,7 @@ class Settings:
             mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
             mlflow_registry_uri=os.environ.get("MLFLOW_REGISTRY_URI", ""),
             shuffle_partitions=_env_int("OFFLINE_EVAL_SHUFFLE_PARTITIONS", 4),
+            evaluate_workers=_env_int("OFFLINE_EVAL_EVALUATE_WORKERS", 3),
             driver_java_opts=os.environ.get("OFFLINE_EVAL_DRIVER_JAVA_OPTS", ""),
             shared_session=_env_flag("OFFLINE_EVAL_SHARED_SESSION", True),
             mlflow_ui_url=os.environ.get("OFFLINE_EVAL_MLFLOW_UI_URL") or "http://127.0.0.1:5000",

@@ -86,6 +86,8 @@ def test_java_options_of_the_environment_come_last(monkeypatch, tmp_path):
     ("SPARK_REMOTE", "http://x:1", "Spark Connect URL"),
     ("OFFLINE_EVAL_ENGINE_MEMORY", "lots", "OFFLINE_EVAL_ENGINE_MEMORY"),
     ("OFFLINE_EVAL_SHUFFLE_PARTITIONS", "four", "OFFLINE_EVAL_SHUFFLE_PARTITIONS"),
+    ("OFFLINE_EVAL_EVALUATE_WORKERS", "0", "OFFLINE_EVAL_EVALUATE_WORKERS"),
+    ("OFFLINE_EVAL_EVALUATE_WORKERS", "two", "OFFLINE_EVAL_EVALUATE_WORKERS"),
 ])
 def test_bad_engine_settings_name_the_variable(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)

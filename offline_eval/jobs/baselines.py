@@ -92,7 +92,7 @@ def profile_from_raw(tables: Tables, day: DayConfig) -> None:
 
     try:
         prior = tables.read_range("orders", day.ds_offset(-day.repurchase_lookback_days), day.ds_offset(-1))
-        write_day(tables, evaluate(read, prior, day), metrics=False)
+        write_day(tables, evaluate(read, prior, day, workers=tables.settings.evaluate_workers), metrics=False)
     finally:
         for df in cached.values():
             df.unpersist()

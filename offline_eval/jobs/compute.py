@@ -39,7 +39,7 @@ def run(day: DayConfig, settings: Settings | None = None, spark: SparkSession | 
         validate_day(tables, day)
     t0 = time.monotonic()
     prior = tables.read_range("orders", day.ds_offset(-day.repurchase_lookback_days), day.ds_offset(-1))
-    result = evaluate(snapshot.read, prior, day, thresholds.load().defaults)
+    result = evaluate(snapshot.read, prior, day, thresholds.load().defaults, workers=settings.evaluate_workers)
     t1 = time.monotonic()
     written = write_day(tables, result)
     snapshot.drop(INPUT_TABLES)
