@@ -75,8 +75,9 @@ FAILED = {"on_failure_callback": notify_day_failure}
     dag_id="offline_eval_daily",
     schedule=timetable("0 0 * * *"),
     # One day at a time: a day's compute runs its independent passes side by side and uses both
-    # cores of the 2-core engine, so two days at once only made each day's run longer (about
-    # 45-57 s against 31 s) for the same backfill time (docs/benchmarks.md).
+    # cores of the 2-core engine, so a day's run takes 26-31 s; two days at once finish a backfill
+    # 14-22% sooner but each run takes 40-65 s (backfill.sh's BACKFILL_MAX_ACTIVE_RUNS=2 with
+    # OFFLINE_EVAL_EVALUATE_WORKERS=1 chooses that; docs/benchmarks.md).
     **schedule_args(max_active_runs=1),
     params={
         "sample_rows": Param(50_000, type="integer", minimum=100, maximum=5_000_000,
