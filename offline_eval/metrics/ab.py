@@ -279,15 +279,21 @@ class EventLogs:
     orders: DataFrame
 
     def per_user(self, experiment_id: str | None = None) -> tuple[DataFrame, DataFrame]:
-        """(per-user funnel sums, the impressions), of ``experiment_id``'s impressions only if given."""
+        """(per-user funnel sums, the impressions), of ``experiment_id``'s impressions only if given.
+
+        The window's clicks are counted first (a scan that reads no column of the files): up to
+        ``BROADCAST_ROWS_MAX`` they are broadcast, so the window's impressions are joined where they
+        are read instead of being shuffled twice (the same rows attributed the same way)."""
         from pyspark.sql import functions as F
 
+        from offline_eval.metrics import BROADCAST_ROWS_MAX
         from offline_eval.metrics.funnel import impression_funnel
 
         impressions = self.impressions
         if experiment_id is not None:
             impressions = impressions.where(F.col("experiment_id") == F.lit(experiment_id))
-        funnel = impression_funnel(impressions, self.clicks, self.add_to_cart, self.orders)
+        few_clicks = self.clicks.count() <= BROADCAST_ROWS_MAX
+        funnel = impression_funnel(impressions, self.clicks, self.add_to_cart, self.orders, few_clicks=few_clicks)
         return per_user(funnel), impressions
 
 
