@@ -21,13 +21,20 @@ schedule_until() {
   export OFFLINE_EVAL_DAILY_END_DATE="${OFFLINE_EVAL_DAILY_END_DATE:-$1}"
 }
 
-airflow_start() {
+# Start components (api-server, scheduler, dag-processor) in the background, each in a session
+# of its own; one already running is left as it is.
+airflow_spawn() {
   local c
-  for c in api-server scheduler dag-processor; do
+  mkdir -p "$AIRFLOW_PIDS" "$AIRFLOW_COMPONENT_LOGS"
+  for c in "$@"; do
     if [ -f "$AIRFLOW_PIDS/$c.pid" ] && kill -0 "$(cat "$AIRFLOW_PIDS/$c.pid")" 2>/dev/null; then continue; fi
     setsid airflow "$c" > "$AIRFLOW_COMPONENT_LOGS/$c.log" 2>&1 < /dev/null &
     echo $! > "$AIRFLOW_PIDS/$c.pid"
   done
+}
+
+airflow_start() {
+  airflow_spawn api-server scheduler dag-processor
   echo -n "-> waiting for the Airflow api-server on $AIRFLOW__API__BASE_URL "
   local i
   for i in $(seq 1 90); do

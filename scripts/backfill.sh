@@ -5,8 +5,10 @@
 # (the daily DAG's baselines task depends on the previous day, so Airflow requires failed or
 # completed: none would leave earlier days' runs as they are and never reprocess them in order)
 # With AB_READOUT_DAY=D set, also run offline_eval_ab_readout once for day D (the A/B readout
-# of every experiment running on D, over its window up to D), after the daily backfill and only
-# if D's compute succeeded (the readout DAG is scheduled on evaluated days: docs/airflow_assets.md).
+# of every experiment running on D, over its window up to D), only if D's compute succeeded (the
+# readout DAG is scheduled on evaluated days: docs/airflow_assets.md). The readout reads the raw
+# logs only, so when D is one of the backfill's days it starts as soon as every day's compute
+# up to D has finished, beside the last days' remaining tasks; otherwise after the backfill.
 # With AFTER_DAILY="command" set, that command runs in the background once the daily runs have
 # finished (make demo's weekly evaluation, beside the readout); the script waits for it, and its
 # failure fails the script.
@@ -53,9 +55,11 @@ for pid in $pids; do wait "$pid"; done
 INTERRUPTED=0
 WAITER=""
 after=""
+early_readout=""
 on_exit() {
   [ -z "$WAITER" ] || kill "$WAITER" 2>/dev/null || true
   [ -z "$after" ] || kill "$after" 2>/dev/null || true
+  [ -z "$early_readout" ] || kill "$early_readout" 2>/dev/null || true
   airflow_stop
   [ "$INTERRUPTED" = 0 ] || { echo "-> interrupted: closing the backfill"; close_unfinished; }
 }
@@ -71,6 +75,11 @@ interruptible() {  # a backfills.py command in the background, waited for so tha
 }
 airflow_start
 status=0
+if [ -n "${AB_READOUT_DAY:-}" ] && [[ ! "$AB_READOUT_DAY" < "$START" ]] && [[ ! "$AB_READOUT_DAY" > "$END" ]]; then
+  python "$(dirname "$0")/backfills.py" readout --daily "$DAG_ID" --dag-id "$AB_DAG_ID" --day "$AB_READOUT_DAY" \
+    --after-computes-from "$START" &
+  early_readout=$!
+fi
 # With a readout to follow, the scheduler closes the daily backfill meanwhile: checked at the end.
 interruptible wait --dag-id "$DAG_ID" --start "$START" --end "$END" --timeout "${BACKFILL_TIMEOUT:-5400}" \
   ${AB_READOUT_DAY:+--no-await-close} || status=$?
@@ -80,7 +89,13 @@ if [ -n "${AFTER_DAILY:-}" ]; then
 fi
 if [ -n "${AB_READOUT_DAY:-}" ]; then
   # A day the gate rejected is never read out; the run's logical date is the day (manual run).
-  interruptible readout --daily "$DAG_ID" --dag-id "$AB_DAG_ID" --day "$AB_READOUT_DAY" || status=$?
+  if [ -n "$early_readout" ]; then
+    WAITER=$early_readout
+    wait "$early_readout" || status=$?
+    WAITER=""; early_readout=""
+  else
+    interruptible readout --daily "$DAG_ID" --dag-id "$AB_DAG_ID" --day "$AB_READOUT_DAY" || status=$?
+  fi
   interruptible wait-closed --dag-id "$DAG_ID" || status=$?
 fi
 [ -z "$after" ] || wait "$after" || status=$?

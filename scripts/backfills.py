@@ -14,6 +14,8 @@
       day X, if D's compute of X succeeded: R unpaused, its run of X triggered (or cleared if it
       exists), its progress shown as `wait` does, R paused again. Through the REST API, as `wait`:
       each `airflow` CLI call it replaces cost a few seconds of imports.
+  backfills.py readout ... --after-computes-from S   the same, once the compute of every day S..X has
+      finished (the readout reads raw logs only: it runs beside the last day's remaining tasks)
   backfills.py close-unfinished --dag-id D          before the components start: close a backfill
       left open by an interrupted `make demo` / `make backfill` (Airflow allows one open backfill
       per DAG), failing its unfinished runs, so the next backfill can reprocess them. No
@@ -171,6 +173,8 @@ def main() -> int:
     r.add_argument("--daily", required=True)
     r.add_argument("--day", required=True)
     r.add_argument("--timeout", type=int, default=1800)
+    r.add_argument("--after-computes-from", metavar="START",
+                   help="first wait until the compute of every day START..--day has finished")
     c = sub.add_parser("close-unfinished")
     c.add_argument("--dag-id", required=True)
     a = p.parse_args()
@@ -197,10 +201,33 @@ def wait_closed(api: Api, dag_id: str, limit_s: float = 60) -> int:
     return 0
 
 
+TERMINAL = {"success", "failed", "upstream_failed", "skipped", "removed"}
+
+
+def await_computes(api: Api, daily: str, start: dt.date, end: dt.date, timeout: float, interval: float) -> bool:
+    """Until the compute task of every day of start..end has finished (whatever its state); False on
+    timeout. Every day's, not only the last one's: once the readout DAG is unpaused, a compute
+    finishing later would emit an evaluated-day event and start a readout of its own."""
+    expected = (end - start).days + 1
+    t0 = time.monotonic()
+    while True:
+        done = sum(1 for ti in task_instance_records(api, daily, start, end)
+                   if ti.get("task_id") == "compute" and ti.get("state") in TERMINAL)
+        if done >= expected:
+            return True
+        if time.monotonic() - t0 > timeout:
+            print(f"timeout after {timeout:.0f} s: {done} of {expected} computes of {daily} finished", flush=True)
+            return False
+        time.sleep(interval)
+
+
 def readout(a: argparse.Namespace) -> int:
     """One run of the readout DAG for ``a.day``, if the daily DAG's compute of that day succeeded."""
     api = Api()
     day = dt.date.fromisoformat(a.day)
+    if a.after_computes_from and not await_computes(api, a.daily, dt.date.fromisoformat(a.after_computes_from), day,
+                                                    a.timeout, a.interval):
+        return 2
     daily = latest_run_records(api, a.daily, day, day).get(a.day)
     computed = "no run"
     if daily is not None:

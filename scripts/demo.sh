@@ -14,10 +14,14 @@ GEN_START=$(python -c "import datetime as d; print(d.date.fromisoformat('$START'
 # The demo's days are in the past: schedule nothing after them (no run for today), from the
 # first serialization of the DAGs on (airflow_init below), not only once the backfill starts.
 schedule_until "$END"
-# Airflow's database set-up needs no Spark: it runs beside the engine's start and the generator.
+# Airflow's database set-up needs no Spark: it runs beside the engine's start and the generator,
+# and so does the api-server's start (about 25 s of CPU, while the generator leaves a core idle;
+# the backfill starts the scheduler and the DAG processor, and stops all three at its end).
 mkdir -p "$AIRFLOW_COMPONENT_LOGS"
-( airflow_init ) > "$AIRFLOW_COMPONENT_LOGS/init.log" 2>&1 &
+( airflow_init && airflow_spawn api-server ) > "$AIRFLOW_COMPONENT_LOGS/init.log" 2>&1 &
 init_pid=$!
+# Whatever stops the demo before the backfill takes the components over, stops them too.
+trap 'airflow_stop > /dev/null' EXIT
 
 echo "== 0/3 start the Spark engine (one Spark Connect server for every task; make engine-down stops it)"
 offline-eval engine start
