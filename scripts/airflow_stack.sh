@@ -33,16 +33,20 @@ airflow_spawn() {
   done
 }
 
+# True when the api-server answers its health check.
+airflow_api_up() {
+  python - <<PY 2>/dev/null
+import urllib.request, sys
+sys.exit(0 if urllib.request.urlopen("$AIRFLOW__API__BASE_URL/api/v2/monitor/health", timeout=2).status == 200 else 1)
+PY
+}
+
 airflow_start() {
   airflow_spawn api-server scheduler dag-processor
   echo -n "-> waiting for the Airflow api-server on $AIRFLOW__API__BASE_URL "
   local i
   for i in $(seq 1 90); do
-    if python - <<PY 2>/dev/null
-import urllib.request, sys
-sys.exit(0 if urllib.request.urlopen("$AIRFLOW__API__BASE_URL/api/v2/monitor/health", timeout=2).status == 200 else 1)
-PY
-    then echo " up"; return 0; fi
+    if airflow_api_up; then echo " up"; return 0; fi
     echo -n "."; sleep 2
   done
   echo; echo "error: api-server did not come up; see $AIRFLOW_COMPONENT_LOGS/api-server.log"; tail -20 "$AIRFLOW_COMPONENT_LOGS/api-server.log"

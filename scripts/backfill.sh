@@ -43,10 +43,15 @@ AB_DAG_ID="offline_eval_ab_readout"
 # Runs of a paused DAG stay queued: the daily DAG is unpaused for the backfill, paused again
 # afterwards. The two CLI calls run side by side (each is seconds of imports; SQLite serializes
 # their writes).
-pids=""
-[ -z "${AB_READOUT_DAY:-}" ] || { airflow dags pause "$AB_DAG_ID" > /dev/null & pids="$pids $!"; }
-airflow dags unpause "$DAG_ID" > /dev/null & pids="$pids $!"
-for pid in $pids; do wait "$pid"; done
+if airflow_api_up; then  # the components already run (make airflow-up, make demo): REST calls, no CLI imports
+  [ -z "${AB_READOUT_DAY:-}" ] || python "$(dirname "$0")/backfills.py" pause --dag-id "$AB_DAG_ID"
+  python "$(dirname "$0")/backfills.py" unpause --dag-id "$DAG_ID"
+else
+  pids=""
+  [ -z "${AB_READOUT_DAY:-}" ] || { airflow dags pause "$AB_DAG_ID" > /dev/null & pids="$pids $!"; }
+  airflow dags unpause "$DAG_ID" > /dev/null & pids="$pids $!"
+  for pid in $pids; do wait "$pid"; done
+fi
 # Ctrl-C (or a TERM, or a closed terminal) stops the components this script started and closes its own backfill, so
 # the next `make backfill` starts at once.
 # The progress loop runs in the background and the script waits on it with `wait`, which a

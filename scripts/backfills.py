@@ -9,7 +9,7 @@
   backfills.py wait ... --no-await-close             the same, without waiting for the scheduler to
       close the backfill (a readout follows; `wait-closed` afterwards)
   backfills.py wait-closed --dag-id D                until the scheduler has closed D's backfills
-  backfills.py pause --dag-id D                      pause D
+  backfills.py pause --dag-id D                      pause D (unpause: unpause it)
   backfills.py readout --daily D --dag-id R --day X  one run of the asset-scheduled readout DAG R for
       day X, if D's compute of X succeeded: R unpaused, its run of X triggered (or cleared if it
       exists), its progress shown as `wait` does, R paused again. Through the REST API, as `wait`:
@@ -165,8 +165,8 @@ def main() -> int:
     w.add_argument("--end", required=True)
     w.add_argument("--timeout", type=int, default=5400)
     w.add_argument("--no-await-close", dest="await_close", action="store_false")
-    ps = sub.add_parser("pause")
-    ps.add_argument("--dag-id", required=True)
+    for name in ("pause", "unpause"):
+        sub.add_parser(name).add_argument("--dag-id", required=True)
     wc = sub.add_parser("wait-closed")
     wc.add_argument("--dag-id", required=True)
     r = sub.add_parser("readout", parents=[polling])
@@ -180,8 +180,8 @@ def main() -> int:
     a = p.parse_args()
     if a.command == "close-unfinished":
         return close_unfinished(a.dag_id)
-    if a.command == "pause":
-        Api().send("PATCH", f"/dags/{urllib.parse.quote(a.dag_id)}", {"is_paused": True})
+    if a.command in ("pause", "unpause"):
+        Api().send("PATCH", f"/dags/{urllib.parse.quote(a.dag_id)}", {"is_paused": a.command == "pause"})
         return 0
     if a.command == "wait-closed":
         return wait_closed(Api(), a.dag_id)

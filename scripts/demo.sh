@@ -15,10 +15,15 @@ GEN_START=$(python -c "import datetime as d; print(d.date.fromisoformat('$START'
 # first serialization of the DAGs on (airflow_init below), not only once the backfill starts.
 schedule_until "$END"
 # Airflow's database set-up needs no Spark: it runs beside the engine's start and the generator,
-# and so does the api-server's start (about 25 s of CPU, while the generator leaves a core idle;
-# the backfill starts the scheduler and the DAG processor, and stops all three at its end).
+# and so does the components' start (the scheduler preloads the tasks' libraries, about 10 s of
+# CPU, and the api-server builds its apps, while the generator leaves a core idle). Nothing runs
+# meanwhile: the DAGs are paused until the backfill, which then finds the components up (as after
+# `make airflow-up`) and stops them at its end. A backfill an interrupted demo left open is closed
+# first (the backfill script does that only when no scheduler runs).
 mkdir -p "$AIRFLOW_COMPONENT_LOGS"
-( airflow_init && airflow_spawn api-server ) > "$AIRFLOW_COMPONENT_LOGS/init.log" 2>&1 &
+( airflow_init \
+  && for dag in offline_eval_daily offline_eval_ab_readout; do python scripts/backfills.py close-unfinished --dag-id $dag; done \
+  && airflow_spawn api-server scheduler dag-processor ) > "$AIRFLOW_COMPONENT_LOGS/init.log" 2>&1 &
 init_pid=$!
 # Whatever stops the demo before the backfill takes the components over, stops them too.
 trap 'airflow_stop > /dev/null' EXIT
