@@ -10,8 +10,9 @@
 # logs only, so when D is one of the backfill's days it starts as soon as every day's compute
 # up to D has finished, beside the last days' remaining tasks; otherwise after the backfill.
 # With AFTER_DAILY="command" set, that command runs in the background once the daily runs have
-# finished (make demo's weekly evaluation, beside the readout); the script waits for it, and its
-# failure fails the script.
+# finished; with BESIDE_DAILY="command", from the backfill's start on (make demo's weekly
+# evaluations, each waiting for its week's days: backfills.py await-task). The script waits for
+# them, and their failure fails the script.
 set -euo pipefail
 START="$1"; END="$2"; REPROCESS="${3:-completed}"
 DAG_ID="offline_eval_daily"
@@ -30,7 +31,9 @@ close_unfinished() {
 if [ "${FORCE:-0}" = 1 ] || ! { [ -f "$AIRFLOW_PIDS/scheduler.pid" ] && kill -0 "$(cat "$AIRFLOW_PIDS/scheduler.pid")" 2>/dev/null; }; then
   close_unfinished
 fi
-# Create the backfill before the scheduler starts: SQLite takes one writer at a time.
+# Create the backfill before this script starts the scheduler: SQLite takes one writer at a time
+# (when the components already run, as after make airflow-up or in make demo, the CLI waits for
+# the lock: the embedded stack's SQLite URL sets a 60 s busy timeout).
 # One day at a time (BACKFILL_MAX_ACTIVE_RUNS, as the DAG's max_active_runs): a day's compute
 # already uses both cores of the embedded engine; raise it on an engine with more cores.
 echo "-> airflow backfill create --dag-id $DAG_ID --from-date $START --to-date $END --reprocess-behavior $REPROCESS"
@@ -61,10 +64,12 @@ INTERRUPTED=0
 WAITER=""
 after=""
 early_readout=""
+beside=""
 on_exit() {
   [ -z "$WAITER" ] || kill "$WAITER" 2>/dev/null || true
   [ -z "$after" ] || kill "$after" 2>/dev/null || true
   [ -z "$early_readout" ] || kill "$early_readout" 2>/dev/null || true
+  [ -z "$beside" ] || kill "$beside" 2>/dev/null || true
   airflow_stop
   [ "$INTERRUPTED" = 0 ] || { echo "-> interrupted: closing the backfill"; close_unfinished; }
 }
@@ -80,6 +85,10 @@ interruptible() {  # a backfills.py command in the background, waited for so tha
 }
 airflow_start
 status=0
+if [ -n "${BESIDE_DAILY:-}" ]; then
+  bash -c "$BESIDE_DAILY" &
+  beside=$!
+fi
 if [ -n "${AB_READOUT_DAY:-}" ] && [[ ! "$AB_READOUT_DAY" < "$START" ]] && [[ ! "$AB_READOUT_DAY" > "$END" ]]; then
   python "$(dirname "$0")/backfills.py" readout --daily "$DAG_ID" --dag-id "$AB_DAG_ID" --day "$AB_READOUT_DAY" \
     --after-computes-from "$START" &
@@ -104,5 +113,6 @@ if [ -n "${AB_READOUT_DAY:-}" ]; then
   interruptible wait-closed --dag-id "$DAG_ID" || status=$?
 fi
 [ -z "$after" ] || wait "$after" || status=$?
+[ -z "$beside" ] || wait "$beside" || status=$?
 python "$(dirname "$0")/backfills.py" pause --dag-id "$DAG_ID" || status=$?
 exit $status

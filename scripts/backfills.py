@@ -16,6 +16,8 @@
       each `airflow` CLI call it replaces cost a few seconds of imports.
   backfills.py readout ... --after-computes-from S   the same, once the compute of every day S..X has
       finished (the readout reads raw logs only: it runs beside the last day's remaining tasks)
+  backfills.py await-task --dag-id D --task T --start S --end E   until task T of every day S..E has
+      finished, whatever its state (exit 0; 2 on timeout): what depends on those days starts then
   backfills.py close-unfinished --dag-id D          before the components start: close a backfill
       left open by an interrupted `make demo` / `make backfill` (Airflow allows one open backfill
       per DAG), failing its unfinished runs, so the next backfill can reprocess them. No
@@ -175,6 +177,11 @@ def main() -> int:
     r.add_argument("--timeout", type=int, default=1800)
     r.add_argument("--after-computes-from", metavar="START",
                    help="first wait until the compute of every day START..--day has finished")
+    at = sub.add_parser("await-task", parents=[polling])
+    at.add_argument("--task", required=True)
+    at.add_argument("--start", required=True)
+    at.add_argument("--end", required=True)
+    at.add_argument("--timeout", type=int, default=5400)
     c = sub.add_parser("close-unfinished")
     c.add_argument("--dag-id", required=True)
     a = p.parse_args()
@@ -187,6 +194,9 @@ def main() -> int:
         return wait_closed(Api(), a.dag_id)
     if a.command == "readout":
         return readout(a)
+    if a.command == "await-task":
+        return 0 if await_task(Api(), a.dag_id, a.task, dt.date.fromisoformat(a.start), dt.date.fromisoformat(a.end),
+                               a.timeout, a.interval) else 2
     return wait(a)
 
 
@@ -204,21 +214,28 @@ def wait_closed(api: Api, dag_id: str, limit_s: float = 60) -> int:
 TERMINAL = {"success", "failed", "upstream_failed", "skipped", "removed"}
 
 
+def await_task(api: Api, dag_id: str, task_id: str, start: dt.date, end: dt.date, timeout: float,
+               interval: float) -> bool:
+    """Until ``task_id`` of every day of start..end has finished (whatever its state); False on timeout."""
+    expected = (end - start).days + 1
+    t0 = time.monotonic()
+    while True:
+        done = sum(1 for ti in task_instance_records(api, dag_id, start, end)
+                   if ti.get("task_id") == task_id and ti.get("state") in TERMINAL)
+        if done >= expected:
+            return True
+        if time.monotonic() - t0 > timeout:
+            print(f"timeout after {timeout:.0f} s: {task_id} finished for {done} of the {expected} days of {dag_id}",
+                  flush=True)
+            return False
+        time.sleep(interval)
+
+
 def await_computes(api: Api, daily: str, start: dt.date, end: dt.date, timeout: float, interval: float) -> bool:
     """Until the compute task of every day of start..end has finished (whatever its state); False on
     timeout. Every day's, not only the last one's: once the readout DAG is unpaused, a compute
     finishing later would emit an evaluated-day event and start a readout of its own."""
-    expected = (end - start).days + 1
-    t0 = time.monotonic()
-    while True:
-        done = sum(1 for ti in task_instance_records(api, daily, start, end)
-                   if ti.get("task_id") == "compute" and ti.get("state") in TERMINAL)
-        if done >= expected:
-            return True
-        if time.monotonic() - t0 > timeout:
-            print(f"timeout after {timeout:.0f} s: {done} of {expected} computes of {daily} finished", flush=True)
-            return False
-        time.sleep(interval)
+    return await_task(api, daily, "compute", start, end, timeout, interval)
 
 
 def readout(a: argparse.Namespace) -> int:

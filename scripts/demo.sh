@@ -42,21 +42,26 @@ offline-eval baselines --end "$HISTORY_END" --windows 7 > /dev/null
 wait "$init_pid" || { cat "$AIRFLOW_COMPONENT_LOGS/init.log"; exit 1; }
 
 echo "== 2/3 evaluate $START..$END: airflow backfill of offline_eval_daily (validate -> compute -> baselines -> drift -> publish -> notify)"
-echo "        then one offline_eval_ab_readout run for $END (A/B readout of the experiment up to $END; the readout"
-echo "        DAG stays paused during the backfill, so the 14 evaluated-day asset events start no readouts),"
-echo "        and beside it the weekly evaluation of every whole week (offline-eval weekly)"
+echo "        with one offline_eval_ab_readout run for $END once every day's compute is done (A/B readout of the"
+echo "        experiment up to $END; the readout DAG stays paused until then, so the evaluated-day asset events"
+echo "        start no readouts), and the weekly evaluation of every whole week once its days' drift is done"
 # Every whole week [Mon, Sun] of the evaluated days (the default two: ending 06-14 and 06-21):
-# evaluated once the daily runs have finished, beside the readout (AFTER_DAILY of backfill.sh).
-SUNDAYS=$(python -c "
+# each evaluated once the drift task of its days has finished (what the weekly evaluation reads:
+# metrics_daily, alerts_daily, the daily profiles), beside the backfill's later days and the
+# readout (BESIDE_DAILY of backfill.sh).
+WEEKS=$(python -c "
 import datetime as d
 s, e = d.date.fromisoformat('$START'), d.date.fromisoformat('$END')
-print(' '.join(str(s + d.timedelta(k)) for k in range(6, (e - s).days + 1) if (s + d.timedelta(k)).weekday() == 6))")
-WEEKLY='pids=""; for sunday in '"$SUNDAYS"'; do
-  echo "-> weekly evaluation of the week ending $sunday (offline-eval weekly, as the weekly DAG runs it on Mondays)"
-  offline-eval weekly --end "$sunday" > /dev/null & pids="$pids $!"
+print(' '.join(f'{s + d.timedelta(k - 6)}:{s + d.timedelta(k)}' for k in range(6, (e - s).days + 1)
+               if (s + d.timedelta(k)).weekday() == 6))")
+WEEKLY='pids=""; for week in '"$WEEKS"'; do
+  monday=${week%:*}; sunday=${week#*:}
+  ( python scripts/backfills.py await-task --dag-id offline_eval_daily --task drift --start "$monday" --end "$sunday" \
+    && echo "-> weekly evaluation of the week ending $sunday (offline-eval weekly, as the weekly DAG runs it on Mondays)" \
+    && offline-eval weekly --end "$sunday" > /dev/null ) & pids="$pids $!"
 done; rc=0; for pid in $pids; do wait "$pid" || rc=$?; done; exit $rc'
 status=0
-AIRFLOW_READY=1 AB_READOUT_DAY="$END" AFTER_DAILY="$WEEKLY" bash scripts/backfill.sh "$START" "$END" completed \
+AIRFLOW_READY=1 AB_READOUT_DAY="$END" BESIDE_DAILY="$WEEKLY" bash scripts/backfill.sh "$START" "$END" completed \
   || status=$?
 
 echo "== 3/3 summary"

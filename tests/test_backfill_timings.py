@@ -46,3 +46,36 @@ def test_nothing_to_say_without_a_finished_run():
     assert backfills.timings([_run("d", "04:00", None)], []) is None
     assert backfills.timings([_run("a", "00:00", "00:30")], []) == \
         "a run from start to end: median 30.0 s (30.0 to 30.0 s, 1 run)"
+
+
+class _Api:
+    """Stands in for the REST API: each poll returns the next list of task instances."""
+
+    def __init__(self, polls: list[list[dict]]) -> None:
+        self.polls = polls
+        self.calls = 0
+
+    def get(self, path: str, **params: object) -> dict:
+        tis = self.polls[min(self.calls, len(self.polls) - 1)]
+        self.calls += 1
+        return {"task_instances": tis, "total_entries": len(tis)}
+
+
+def test_the_readout_waits_until_every_days_compute_has_finished():
+    import datetime as dt
+
+    backfills = _backfills()
+    day1, day2 = dt.date(2026, 6, 20), dt.date(2026, 6, 21)
+    polls = [
+        [_ti("a", "compute", "00:10", 12.0)],  # day 2 has no compute yet
+        [_ti("a", "compute", "00:10", 12.0), _ti("b", "compute", "01:10", None, state="running"),
+         _ti("b", "validate", "01:01", 8.0)],  # validate's success does not count
+        [_ti("a", "compute", "00:10", 12.0), _ti("b", "compute", "01:10", None, state="upstream_failed")],
+    ]
+    api = _Api(polls)
+    # finished whatever the state (an upstream_failed compute ends the wait; readout() then declines)
+    assert backfills.await_computes(api, "offline_eval_daily", day1, day2, timeout=60, interval=0) is True
+    assert api.calls == 3
+    # a compute that never finishes: False once the timeout has passed
+    stuck = _Api([[_ti("a", "compute", "00:10", None, state="running")]])
+    assert backfills.await_computes(stuck, "offline_eval_daily", day1, day1, timeout=0.05, interval=0.01) is False
