@@ -56,14 +56,22 @@ airflow_start() {
 airflow_stop() {
   # By the sessions this script started (setsid), never by name: a session holds the component
   # and every task process it started, including those that made their own process group.
-  local c pid i
+  # All three are asked to stop at once, then waited for together (up to 10 s, then killed).
+  local c pid i sessions=""
   for c in dag-processor scheduler api-server; do
     [ -f "$AIRFLOW_PIDS/$c.pid" ] || continue
     pid=$(cat "$AIRFLOW_PIDS/$c.pid")
     pkill -TERM -s "$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 20); do pgrep -s "$pid" >/dev/null 2>&1 || break; sleep 0.5; done
-    pkill -KILL -s "$pid" 2>/dev/null || true
+    sessions="$sessions $pid"
     rm -f "$AIRFLOW_PIDS/$c.pid"
   done
+  for i in $(seq 1 40); do
+    local left=""
+    for pid in $sessions; do pgrep -s "$pid" >/dev/null 2>&1 && left="$left $pid"; done
+    sessions=$left
+    [ -n "$sessions" ] || break
+    sleep 0.25
+  done
+  for pid in $sessions; do pkill -KILL -s "$pid" 2>/dev/null || true; done
   echo "-> stopped the Airflow components"
 }
