@@ -9,10 +9,9 @@
 # readout DAG is scheduled on evaluated days: docs/airflow_assets.md). The readout reads the raw
 # logs only, so when D is one of the backfill's days it starts as soon as every day's compute
 # up to D has finished, beside the last days' remaining tasks; otherwise after the backfill.
-# With AFTER_DAILY="command" set, that command runs in the background once the daily runs have
-# finished; with BESIDE_DAILY="command", from the backfill's start on (make demo's weekly
-# evaluations, each waiting for its week's days: backfills.py await-task). The script waits for
-# them, and their failure fails the script.
+# With BESIDE_DAILY="command" set, that command runs in the background from the backfill's start
+# on (make demo's weekly evaluations, each waiting for its week's days: backfills.py await-task);
+# the script waits for it, and its failure fails the script.
 set -euo pipefail
 START="$1"; END="$2"; REPROCESS="${3:-completed}"
 DAG_ID="offline_eval_daily"
@@ -44,8 +43,8 @@ AB_DAG_ID="offline_eval_ab_readout"
 # The readout DAG (asset-scheduled, no backfills) stays paused while the daily backfill runs: an
 # event for a paused DAG queues nothing, so the backfill's evaluated days start no readouts.
 # Runs of a paused DAG stay queued: the daily DAG is unpaused for the backfill, paused again
-# afterwards. The two CLI calls run side by side (each is seconds of imports; SQLite serializes
-# their writes).
+# afterwards. Through the REST API when the api-server already answers; otherwise the two CLI
+# calls run side by side (each is seconds of imports; SQLite serializes their writes).
 if airflow_api_up; then  # the components already run (make airflow-up, make demo): REST calls, no CLI imports
   [ -z "${AB_READOUT_DAY:-}" ] || python "$(dirname "$0")/backfills.py" pause --dag-id "$AB_DAG_ID"
   python "$(dirname "$0")/backfills.py" unpause --dag-id "$DAG_ID"
@@ -62,12 +61,10 @@ fi
 # sent to this script's PID alone would otherwise wait for the loop to end).
 INTERRUPTED=0
 WAITER=""
-after=""
 early_readout=""
 beside=""
 on_exit() {
   [ -z "$WAITER" ] || kill "$WAITER" 2>/dev/null || true
-  [ -z "$after" ] || kill "$after" 2>/dev/null || true
   [ -z "$early_readout" ] || kill "$early_readout" 2>/dev/null || true
   [ -z "$beside" ] || kill "$beside" 2>/dev/null || true
   airflow_stop
@@ -97,10 +94,6 @@ fi
 # With a readout to follow, the scheduler closes the daily backfill meanwhile: checked at the end.
 interruptible wait --dag-id "$DAG_ID" --start "$START" --end "$END" --timeout "${BACKFILL_TIMEOUT:-5400}" \
   ${AB_READOUT_DAY:+--no-await-close} || status=$?
-if [ -n "${AFTER_DAILY:-}" ]; then
-  bash -c "$AFTER_DAILY" &
-  after=$!
-fi
 if [ -n "${AB_READOUT_DAY:-}" ]; then
   # A day the gate rejected is never read out; the run's logical date is the day (manual run).
   if [ -n "$early_readout" ]; then
@@ -112,7 +105,6 @@ if [ -n "${AB_READOUT_DAY:-}" ]; then
   fi
   interruptible wait-closed --dag-id "$DAG_ID" || status=$?
 fi
-[ -z "$after" ] || wait "$after" || status=$?
 [ -z "$beside" ] || wait "$beside" || status=$?
 python "$(dirname "$0")/backfills.py" pause --dag-id "$DAG_ID" || status=$?
 exit $status
