@@ -75,3 +75,30 @@ airflow_stop() {
   for pid in $sessions; do pkill -KILL -s "$pid" 2>/dev/null || true; done
   echo "-> stopped the Airflow components"
 }
+
+# airflow backfill create, tried again when SQLite said "database is locked". The busy timeout of
+# the embedded stack's SQLite URL makes a writer wait for another writer, but not a transaction
+# that read first and must then take the write lock while another process writes (SQLite fails
+# it at once rather than deadlock): a running scheduler or dag-processor writes every few seconds.
+# A failed attempt may have committed its backfill row (Airflow commits it before the runs):
+# that one, and only backfills created since the attempt began, is closed before the next try.
+#   backfill_create DAG_ID FROM TO REPROCESS [MAX_ACTIVE_RUNS]
+backfill_create() {
+  local dag_id="$1" from="$2" to="$3" reprocess="$4" max_active="${5:-1}" attempt since
+  local log="$AIRFLOW_COMPONENT_LOGS/backfill-create.log" tries="${BACKFILL_CREATE_TRIES:-5}"
+  mkdir -p "$AIRFLOW_COMPONENT_LOGS"
+  echo "-> airflow backfill create --dag-id $dag_id --from-date $from --to-date $to --reprocess-behavior $reprocess"
+  for attempt in $(seq 1 "$tries"); do
+    since=$(date -u +%Y-%m-%dT%H:%M:%S)
+    if airflow backfill create --dag-id "$dag_id" --from-date "$from" --to-date "$to" \
+        --reprocess-behavior "$reprocess" --max-active-runs "$max_active" > "$log" 2>&1; then
+      return 0
+    fi
+    if [ "$attempt" = "$tries" ] || ! grep -q "database is locked" "$log"; then break; fi
+    echo "   the Airflow database was locked by another component's write (attempt $attempt of $tries): trying again"
+    python "$(dirname "${BASH_SOURCE[0]}")/backfills.py" close-unfinished --dag-id "$dag_id" --created-since "$since"
+    sleep 1
+  done
+  echo "error: airflow backfill create failed; $log:"; tail -20 "$log"
+  return 1
+}

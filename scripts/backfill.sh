@@ -30,15 +30,12 @@ close_unfinished() {
 if [ "${FORCE:-0}" = 1 ] || ! { [ -f "$AIRFLOW_PIDS/scheduler.pid" ] && kill -0 "$(cat "$AIRFLOW_PIDS/scheduler.pid")" 2>/dev/null; }; then
   close_unfinished
 fi
-# Create the backfill before this script starts the scheduler: SQLite takes one writer at a time
-# (when the components already run, as after make airflow-up or in make demo, the CLI waits for
-# the lock: the embedded stack's SQLite URL sets a 60 s busy timeout).
+# Create the backfill before this script starts the scheduler when it can (make airflow-up and
+# make demo have the components up already: backfill_create then tries again when SQLite says the
+# database is locked, see airflow_stack.sh).
 # One day at a time (BACKFILL_MAX_ACTIVE_RUNS, as the DAG's max_active_runs): a day's compute
 # already uses both cores of the embedded engine; raise it on an engine with more cores.
-echo "-> airflow backfill create --dag-id $DAG_ID --from-date $START --to-date $END --reprocess-behavior $REPROCESS"
-airflow backfill create --dag-id "$DAG_ID" --from-date "$START" --to-date "$END" \
-  --reprocess-behavior "$REPROCESS" --max-active-runs "${BACKFILL_MAX_ACTIVE_RUNS:-1}" \
-  > "$AIRFLOW_COMPONENT_LOGS/backfill-create.log" 2>&1 || { tail -20 "$AIRFLOW_COMPONENT_LOGS/backfill-create.log"; exit 1; }
+backfill_create "$DAG_ID" "$START" "$END" "$REPROCESS" "${BACKFILL_MAX_ACTIVE_RUNS:-1}"
 AB_DAG_ID="offline_eval_ab_readout"
 # The readout DAG (asset-scheduled, no backfills) stays paused while the daily backfill runs: an
 # event for a paused DAG queues nothing, so the backfill's evaluated days start no readouts.

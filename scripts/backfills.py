@@ -22,6 +22,9 @@
       left open by an interrupted `make demo` / `make backfill` (Airflow allows one open backfill
       per DAG), failing its unfinished runs, so the next backfill can reprocess them. No
       api-server runs at that moment, so this one goes through Airflow's models.
+  backfills.py close-unfinished --dag-id D --created-since T   only the backfills created at or
+      after T (ISO, UTC): what a `backfill create` that failed half-way may have left (airflow_stack.sh
+      backfill_create, before it tries again)
 """
 from __future__ import annotations
 
@@ -132,9 +135,10 @@ def open_backfills(api: Api, dag_id: str) -> list[dict]:
             if not b.get("completed_at")]
 
 
-def close_unfinished(dag_id: str) -> int:
+def close_unfinished(dag_id: str, created_since: dt.datetime | None = None) -> int:
     """Close the open backfills of ``dag_id`` (no scheduler may be running: their runs were
-    interrupted), failing their queued and running runs."""
+    interrupted), failing their queued and running runs. ``created_since``: only those created
+    at or after it (a failed `backfill create`'s own, whose runs are queued on a paused DAG)."""
     from airflow.models.backfill import Backfill, BackfillDagRun
     from airflow.models.dagrun import DagRun
     from airflow.sdk import timezone
@@ -142,8 +146,11 @@ def close_unfinished(dag_id: str) -> int:
     from airflow.utils.state import DagRunState
     from sqlalchemy import select, update
 
+    since = [] if created_since is None else [Backfill.created_at >= created_since]
+    reason = "left open by an interrupted run" if created_since is None else "left by a failed backfill create"
     with create_session() as session:
-        for b in session.scalars(select(Backfill).where(Backfill.dag_id == dag_id, Backfill.completed_at.is_(None))):
+        for b in session.scalars(select(Backfill).where(Backfill.dag_id == dag_id, Backfill.completed_at.is_(None),
+                                                        *since)):
             runs = select(BackfillDagRun.dag_run_id).where(BackfillDagRun.backfill_id == b.id)
             failed = session.execute(
                 update(DagRun).where(DagRun.id.in_(runs), DagRun.state.in_((DagRunState.QUEUED, DagRunState.RUNNING)))
@@ -151,7 +158,7 @@ def close_unfinished(dag_id: str) -> int:
             b.is_paused = True
             b.completed_at = timezone.utcnow()
             print(f"-> closed backfill {b.id} of {dag_id} ({b.from_date:%Y-%m-%d}..{b.to_date:%Y-%m-%d}, created "
-                  f"{b.created_at:%Y-%m-%d %H:%M} UTC), left open by an interrupted run; {failed} unfinished run(s) "
+                  f"{b.created_at:%Y-%m-%d %H:%M} UTC), {reason}; {failed} unfinished run(s) "
                   "marked failed, to be reprocessed", flush=True)
     return 0
 
@@ -184,9 +191,10 @@ def main() -> int:
     at.add_argument("--timeout", type=int, default=5400)
     c = sub.add_parser("close-unfinished")
     c.add_argument("--dag-id", required=True)
+    c.add_argument("--created-since", type=_utc, metavar="ISO", help="only backfills created at or after this time")
     a = p.parse_args()
     if a.command == "close-unfinished":
-        return close_unfinished(a.dag_id)
+        return close_unfinished(a.dag_id, a.created_since)
     if a.command in ("pause", "unpause"):
         Api().send("PATCH", f"/dags/{urllib.parse.quote(a.dag_id)}", {"is_paused": a.command == "pause"})
         return 0
@@ -198,6 +206,11 @@ def main() -> int:
         return 0 if await_task(Api(), a.dag_id, a.task, dt.date.fromisoformat(a.start), dt.date.fromisoformat(a.end),
                                a.timeout, a.interval) else 2
     return wait(a)
+
+
+def _utc(text: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(text)
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t
 
 
 def wait_closed(api: Api, dag_id: str, limit_s: float = 60) -> int:

@@ -85,6 +85,15 @@ if [ -d "$OFFLINE_EVAL_OUTBOX" ]; then
   done
 fi
 elapsed=$(( $(date +%s) - t0 ))
+if [ "$status" != 0 ]; then
+  cat <<TXT
+
+The evaluation did not finish (the backfill exited with $status after $((elapsed / 60)) min $((elapsed % 60)) s): see the
+messages above and the components' logs in $AIRFLOW_COMPONENT_LOGS. make demo runs it all again;
+make backfill START=$START END=$END evaluates the days again on the data generated here.
+TXT
+  exit "$status"
+fi
 cat <<TXT
 
 Done in $((elapsed / 60)) min $((elapsed % 60)) s.

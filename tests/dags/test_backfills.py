@@ -6,7 +6,10 @@ says so; the next backfill is created."""
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,10 +28,35 @@ def _sh(env: dict, command: str, check: bool = True) -> subprocess.CompletedProc
     return proc
 
 
-def test_an_interrupted_backfill_is_closed_and_the_next_one_starts(tmp_path):
+def _env(tmp_path: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "OFFLINE_EVAL", "MLFLOW_TRACKING"))}
     env.update(OFFLINE_EVAL_HOME=str(tmp_path / "home"), OFFLINE_EVAL_REPORTS=str(tmp_path / "reports"))
-    _sh(env, "airflow db migrate && airflow dags reserialize")
+    return env
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory) -> Path:
+    """An Airflow home with its database migrated and the DAGs serialized, copied by each test."""
+    base = tmp_path_factory.mktemp("airflow-db")
+    _sh(_env(base), "airflow db migrate > /dev/null && airflow dags reserialize > /dev/null")
+    return base / "home" / "airflow"
+
+
+def _home_from(migrated: Path, tmp_path: Path) -> dict:
+    shutil.copytree(migrated, tmp_path / "home" / "airflow", ignore=shutil.ignore_patterns("logs"))
+    return _env(tmp_path)
+
+
+def _runs(env: dict) -> list[tuple[str, str, str]]:
+    """(day, state, run type) of each run of the daily DAG."""
+    runs = [line.split() for line in _sh(env, f"airflow dags list-runs {DAG} -o plain").stdout.splitlines()
+            if line.strip().startswith(DAG)]
+    # columns: dag id, run id, state, run after, logical date (the day evaluated: ds)
+    return sorted((r[4][:10], r[2], r[1].split("__")[0]) for r in runs)
+
+
+def test_an_interrupted_backfill_is_closed_and_the_next_one_starts(tmp_path, migrated):
+    env = _home_from(migrated, tmp_path)
     create = f"airflow backfill create --dag-id {DAG} --from-date 2026-06-08 --to-date 2026-06-10 " \
              "--reprocess-behavior completed"
     _sh(env, create)  # ... and the scheduler that would run it is gone (Ctrl-C)
@@ -40,11 +68,53 @@ def test_an_interrupted_backfill_is_closed_and_the_next_one_starts(tmp_path):
     assert "3 unfinished run(s) marked failed, to be reprocessed" in closed.stdout
 
     _sh(env, create)  # the next backfill is accepted, and takes the three failed days again
-    runs = [line.split() for line in _sh(env, f"airflow dags list-runs {DAG} -o plain").stdout.splitlines()
-            if line.strip().startswith(DAG)]
-    # columns: dag id, run id, state, run after, logical date (the day evaluated: ds)
-    assert sorted((r[4][:10], r[2], r[1].split("__")[0]) for r in runs) == [
-        (f"2026-06-{d:02d}", "queued", "backfill") for d in (8, 9, 10)]
+    assert _runs(env) == [(f"2026-06-{d:02d}", "queued", "backfill") for d in (8, 9, 10)]
+
+
+# On `backfill create`, the first call runs the real command (the backfill and its runs are
+# committed), then fails as SQLite does when another component's write takes the lock first;
+# every call is counted.
+LOCKED_ONCE = """#!/usr/bin/env bash
+echo "$*" >> "$CALLS"
+if [ "$1 $2" = "backfill create" ] && [ ! -f "$CALLS.locked" ]; then
+  touch "$CALLS.locked"
+  "$REAL_AIRFLOW" "$@" || exit $?
+  echo "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked" >&2
+  exit 1
+fi
+exec "$REAL_AIRFLOW" "$@"
+"""
+
+
+def test_backfill_create_tries_again_when_sqlite_is_locked(tmp_path, migrated):
+    """airflow_stack.sh's backfill_create: a "database is locked" failure (a scheduler writing
+    meanwhile, in make demo) closes what the failed attempt left and creates the backfill again;
+    any other failure (here: a backfill already open) is reported at once, not tried again."""
+    env = _home_from(migrated, tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "airflow").write_text(LOCKED_ONCE)
+    (bin_dir / "airflow").chmod(0o755)
+    calls = tmp_path / "calls"
+    env.update(REAL_AIRFLOW=str(Path(sys.executable).parent / "airflow"), CALLS=str(calls))
+    # After scripts/env.sh (which puts the virtualenv first on PATH), so that the wrapper is found.
+    create = f'export PATH="{bin_dir}:$PATH" && . scripts/airflow_stack.sh && ' \
+             f"backfill_create {DAG} 2026-06-08 2026-06-10 completed"
+
+    out = _sh(env, create).stdout
+    assert "database was locked by another component's write (attempt 1 of 5): trying again" in out
+    assert f"closed backfill 1 of {DAG} (2026-06-08..2026-06-10" in out
+    assert "left by a failed backfill create; 3 unfinished run(s) marked failed" in out
+    assert [c.split()[:2] for c in calls.read_text().splitlines()] == [["backfill", "create"]] * 2
+    assert _runs(env) == [(f"2026-06-{d:02d}", "queued", "backfill") for d in (8, 9, 10)]
+    with sqlite3.connect(tmp_path / "home" / "airflow" / "airflow.db") as db:
+        assert db.execute("SELECT id, completed_at IS NULL FROM backfill ORDER BY id").fetchall() == [(1, 0), (2, 1)]
+
+    again = _sh(env, create, check=False)
+    assert again.returncode == 1
+    assert "error: airflow backfill create failed" in again.stdout and "AlreadyRunningBackfill" in again.stdout
+    assert "trying again" not in again.stdout
+    assert len(calls.read_text().splitlines()) == 3
 
 
 def test_a_backfill_schedules_no_run_after_its_last_day(tmp_path):
