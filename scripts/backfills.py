@@ -46,6 +46,9 @@ FINISHED = {"success", "failed"}
 class Api:
     """The few calls of Airflow's public REST API (v2) this script needs."""
 
+    tries = 5  # a server error (5xx) is tried again, backoff_s more seconds each time
+    backoff_s = 1.0
+
     def __init__(self, base_url: str | None = None, token: str | None = None) -> None:
         self.base = (base_url or os.environ.get("AIRFLOW__API__BASE_URL") or "http://127.0.0.1:8080").rstrip("/")
         self.token = token or os.environ.get("AIRFLOW_API_TOKEN") or self._all_admins_token()
@@ -67,11 +70,21 @@ class Api:
                                          data=None if body is None else json.dumps(body).encode(),
                                          headers={"Authorization": f"Bearer {self.token}",
                                                   "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as r:
-                return json.load(r)
-        except urllib.error.HTTPError as exc:
-            raise SystemExit(f"error: {method} {path}: HTTP {exc.code}: {exc.read()[:500]!r}") from None
+        for attempt in range(1, self.tries + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=60) as r:
+                    return json.load(r)
+            except urllib.error.HTTPError as exc:
+                body = exc.read()[:500]
+                # A 5xx of the embedded stack is mostly SQLite's "database is locked" (the api-server
+                # read, then had to write while a scheduler wrote): the transaction was rolled back,
+                # so the same call again is safe (pause, unpause, trigger, clear, and reads).
+                if exc.code < 500 or attempt == self.tries:
+                    raise SystemExit(f"error: {method} {path}: HTTP {exc.code}: {body!r}") from None
+                print(f"warning: {method} {path}: HTTP {exc.code} (attempt {attempt} of {self.tries}), trying again",
+                      file=sys.stderr, flush=True)
+                time.sleep(self.backoff_s * attempt)
+        raise AssertionError("unreachable")
 
 
 def latest_run_records(api: Api, dag_id: str, start: dt.date, end: dt.date) -> dict[str, dict]:

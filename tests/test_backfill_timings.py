@@ -79,3 +79,53 @@ def test_the_readout_waits_until_every_days_compute_has_finished():
     # a compute that never finishes: False once the timeout has passed
     stuck = _Api([[_ti("a", "compute", "00:10", None, state="running")]])
     assert backfills.await_computes(stuck, "offline_eval_daily", day1, day1, timeout=0.05, interval=0.01) is False
+
+
+def test_a_server_error_is_tried_again_and_a_client_error_is_not():
+    """Api.send against a real HTTP server: a 500 (SQLite's lock in the embedded api-server) is
+    tried again and the next answer returned; a 404 fails at once with its status; a 500 on every
+    try fails after the last one."""
+    import http.server
+    import json
+    import threading
+
+    import pytest
+
+    answers: list[tuple[int, dict]] = []
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_PATCH(self):  # noqa: N802 (http.server's naming)
+            seen.append(f"{self.command} {self.path} {self.rfile.read(int(self.headers['Content-Length']))!r}")
+            code, body = answers.pop(0)
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = _backfills().Api(base_url=f"http://127.0.0.1:{server.server_port}", token="t")
+        api.backoff_s = 0.01
+        answers[:] = [(500, {"detail": "Internal Server Error"}), (200, {"is_paused": True})]
+        assert api.send("PATCH", "/dags/d", {"is_paused": True}) == {"is_paused": True}
+        assert seen == ["PATCH /api/v2/dags/d? b'{\"is_paused\": true}'"] * 2
+
+        seen.clear()
+        answers[:] = [(404, {"detail": "no such DAG"}), (200, {})]
+        with pytest.raises(SystemExit, match="HTTP 404"):
+            api.send("PATCH", "/dags/d", {"is_paused": True})
+        assert len(seen) == 1
+
+        seen.clear()
+        answers[:] = [(503, {})] * 5
+        with pytest.raises(SystemExit, match="HTTP 503"):
+            api.send("PATCH", "/dags/d", {"is_paused": True})
+        assert len(seen) == 5
+    finally:
+        server.shutdown()
