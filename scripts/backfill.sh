@@ -63,7 +63,8 @@ beside=""
 on_exit() {
   [ -z "$WAITER" ] || kill "$WAITER" 2>/dev/null || true
   [ -z "$early_readout" ] || kill "$early_readout" 2>/dev/null || true
-  [ -z "$beside" ] || kill "$beside" 2>/dev/null || true
+  # BESIDE_DAILY runs in a session of its own: every process it started stops with it.
+  [ -z "$beside" ] || pkill -TERM -s "$beside" 2>/dev/null || true
   airflow_stop
   [ "$INTERRUPTED" = 0 ] || { echo "-> interrupted: closing the backfill"; close_unfinished; }
 }
@@ -80,7 +81,7 @@ interruptible() {  # a backfills.py command in the background, waited for so tha
 airflow_start
 status=0
 if [ -n "${BESIDE_DAILY:-}" ]; then
-  bash -c "$BESIDE_DAILY" &
+  setsid bash -c "$BESIDE_DAILY" &
   beside=$!
 fi
 if [ -n "${AB_READOUT_DAY:-}" ] && [[ ! "$AB_READOUT_DAY" < "$START" ]] && [[ ! "$AB_READOUT_DAY" > "$END" ]]; then
