@@ -89,7 +89,7 @@ if [ -n "${AB_READOUT_DAY:-}" ] && [[ ! "$AB_READOUT_DAY" < "$START" ]] && [[ ! 
     --after-computes-from "$START" &
   early_readout=$!
 fi
-# With a readout to follow, the scheduler closes the daily backfill meanwhile: checked at the end.
+# With a readout to follow, the backfill is closed at the end (wait-closed).
 interruptible wait --dag-id "$DAG_ID" --start "$START" --end "$END" --timeout "${BACKFILL_TIMEOUT:-5400}" \
   ${AB_READOUT_DAY:+--no-await-close} || status=$?
 if [ -n "${AB_READOUT_DAY:-}" ]; then

@@ -129,3 +129,35 @@ def test_a_server_error_is_tried_again_and_a_client_error_is_not():
         assert len(seen) == 5
     finally:
         server.shutdown()
+
+
+class _BackfillApi:
+    """The REST answers wait_closed reads: open backfills, then each day's latest run; a PUT
+    cancel closes the backfill (the API's 409 once the scheduler has closed it is the caller's)."""
+
+    def __init__(self, states: list[str]) -> None:
+        self.states, self.calls = states, []
+        self.open = [{"id": 7, "dag_id": "d", "from_date": "2026-06-08T00:00:00Z", "to_date": "2026-06-09T00:00:00Z",
+                      "completed_at": None}]
+
+    def get(self, path: str, **params: object) -> dict:
+        if path == "/backfills":
+            return {"backfills": self.open}
+        runs = [{"logical_date": f"2026-06-{8 + i:02d}T00:00:00Z", "state": s} for i, s in enumerate(self.states)]
+        return {"dag_runs": runs, "total_entries": len(runs)}
+
+    def send(self, method: str, path: str, body: dict | None, accept: tuple[int, ...] = (), **params: object) -> dict:
+        self.calls.append((method, path, accept))
+        self.open = []
+        return {}
+
+
+def test_a_backfill_whose_runs_have_finished_is_closed_without_waiting_for_the_scheduler():
+    backfills = _backfills()
+    api = _BackfillApi(["success", "failed"])
+    assert backfills.wait_closed(api, "d", limit_s=60) == 0
+    assert api.calls == [("PUT", "/backfills/7/cancel", (409,))]
+    # a run still running: nothing is cancelled (the scheduler closes it once it ends); a warning at the limit
+    busy = _BackfillApi(["success", "running"])
+    assert backfills.wait_closed(busy, "d", limit_s=0) == 0
+    assert busy.calls == [] and busy.open
